@@ -1,0 +1,159 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import path from 'node:path';
+import { existsSync } from 'node:fs';
+import {
+  ConfigError,
+  FLAG_BINDINGS,
+  loadConfig,
+  redactConfig,
+  stderrIsTerminal,
+  type Config,
+} from './config/index.js';
+import { createLogger } from './observability/logger.js';
+import { backupFile, openLocalApp, runLegacyImport } from './servers/local-app.js';
+import { runLocalServer } from './servers/local-server.js';
+import { hasLegacyTables, openReadonly, readLegacyRows } from './storage/sqlite/legacy.js';
+import { VERSION } from './version.js';
+
+const HELP = `mcp-pa ${VERSION} — a personal assistant (projects, tasks, calendar, documents, notes) for MCP clients
+
+Usage:
+  mcp-pa [options]                 run the local MCP server over stdio (what MCP clients start)
+  mcp-pa config check [options]    print the effective configuration (secrets redacted); exit 1 on errors
+  mcp-pa import FILE [options]     import a database of the original Python mcp-pa (backs up the target first)
+  mcp-pa --help | --version
+
+Options (every command):
+  --config FILE        JSON configuration file (also MCP_CONFIG)
+${FLAG_BINDINGS.map((f) => `  --${`${f.flag} ${f.kind === 'string' ? 'VALUE' : 'N'}`.padEnd(19)}${f.description}`).join('\n')}
+
+Settings come from, highest first: flags, environment variables, the JSON file, defaults.
+See docs/configuration.md for every key and variable.`;
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(`mcp-pa: ${message}\n`);
+  process.exit(code);
+}
+
+function parse(argv: string[]) {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    config: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+    version: { type: 'boolean', short: 'v' },
+  };
+  for (const f of FLAG_BINDINGS) options[f.flag] = { type: 'string' };
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    fail(`${(err as Error).message}\nRun mcp-pa --help for the options.`, 2);
+  }
+}
+
+function load(values: Record<string, string | boolean | undefined>): Config {
+  const flags: Record<string, string> = {};
+  for (const f of FLAG_BINDINGS) {
+    const v = values[f.flag];
+    if (typeof v === 'string') flags[f.flag] = v;
+  }
+  const configFile = typeof values['config'] === 'string' ? values['config'] : undefined;
+  try {
+    return loadConfig({ flags, ...(configFile !== undefined ? { configFile } : {}) }).config;
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message);
+    throw err;
+  }
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parse(process.argv.slice(2));
+  if (values['help']) {
+    process.stdout.write(`${HELP}\n`);
+    return;
+  }
+  if (values['version']) {
+    process.stdout.write(`${VERSION}\n`);
+    return;
+  }
+  const [command, ...rest] = positionals;
+  switch (command) {
+    case undefined: {
+      const config = load(values);
+      if (config.mode === 'http') {
+        fail(
+          'HTTP mode is not part of this release yet; run without MCP_MODE=http (or "mode": "http") for local mode.',
+          2,
+        );
+      }
+      await runLocalServer(config, createLogger(config.logging.level));
+      return;
+    }
+    case 'config': {
+      if (rest[0] !== 'check' || rest.length !== 1) fail('usage: mcp-pa config check [--config FILE]', 2);
+      const flags: Record<string, string> = {};
+      for (const f of FLAG_BINDINGS)
+        if (typeof values[f.flag] === 'string') flags[f.flag] = values[f.flag] as string;
+      try {
+        const configFile = typeof values['config'] === 'string' ? values['config'] : undefined;
+        const { config, sources } = loadConfig({
+          flags,
+          ...(configFile !== undefined ? { configFile } : {}),
+        });
+        process.stdout.write(`${JSON.stringify({ effective: redactConfig(config), sources }, null, 2)}\n`);
+        process.stderr.write('configuration is valid\n');
+      } catch (err) {
+        if (err instanceof ConfigError) fail(err.message);
+        throw err;
+      }
+      return;
+    }
+    case 'import': {
+      if (rest.length !== 1) fail('usage: mcp-pa import FILE [--config FILE] [--db TARGET]', 2);
+      const source = path.resolve(rest[0] as string);
+      if (!existsSync(source)) fail(`import: ${source} does not exist`);
+      const config = load(values);
+      const logger = createLogger(config.logging.level);
+      let rows;
+      const src = (() => {
+        try {
+          return openReadonly(source);
+        } catch (err) {
+          fail(`import: cannot open ${source} as a SQLite database (${(err as Error).message})`);
+        }
+      })();
+      try {
+        if (!hasLegacyTables(src)) {
+          fail(
+            `import: ${source} has none of the original program's tables (user_status, projects, todos, calendar_events, documents)`,
+          );
+        }
+        rows = readLegacyRows(src);
+      } finally {
+        src.close();
+      }
+      if (existsSync(config.database.path)) {
+        const backup = await backupFile(config.database.path);
+        process.stderr.write(`backed up ${config.database.path} to ${backup}\n`);
+      }
+      const app = await openLocalApp(config, logger);
+      try {
+        const tty = stderrIsTerminal();
+        const report = await runLegacyImport(app, rows, logger, (done, total) => {
+          if (tty) process.stderr.write(`\rimporting: ${done}/${total}`);
+        });
+        if (tty) process.stderr.write('\n');
+        process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      } finally {
+        await app.close();
+      }
+      return;
+    }
+    default:
+      fail(`unknown command "${command}"\nRun mcp-pa --help for the commands.`, 2);
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`mcp-pa: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,157 @@
+import { readFileSync, statSync } from 'node:fs';
+import { chmod } from 'node:fs/promises';
+import { Assistant } from '../assistant/assistant.js';
+import { importLegacy, legacyRefs, type LegacyImportReport } from '../assistant/legacy-import.js';
+import { systemTimeZone } from '../assistant/time.js';
+import type { Config } from '../config/index.js';
+import { ChangeHub, LOCAL_CALLER } from '../mcp/context.js';
+import type { Logger } from '../observability/logger.js';
+import { HashEmbeddingProvider } from '../storage/embeddings/provider.js';
+import {
+  backupDatabase,
+  hasLegacyTables,
+  openReadonly,
+  pendingLegacyRefs,
+  readLegacyRows,
+  type LegacyRow,
+} from '../storage/sqlite/legacy.js';
+import { SqliteStore } from '../storage/sqlite/sqlite-store.js';
+
+export interface LocalApp {
+  readonly config: Config;
+  readonly store: SqliteStore;
+  readonly assistant: Assistant;
+  readonly hub: ChangeHub;
+  readonly tenant: string;
+  /** Resolves when background work started at open (re-embedding) has finished. */
+  readonly background: Promise<void>;
+  close(): Promise<void>;
+}
+
+interface LegacyScan {
+  rows: LegacyRow[];
+  pending: boolean;
+}
+
+/** Reads a database file without changing it: does it hold the original program's data not yet imported? */
+export function scanLegacy(file: string, tenant: string): LegacyScan | null {
+  let db;
+  try {
+    if (!statSync(file).isFile()) return null;
+    db = openReadonly(file);
+  } catch {
+    return null;
+  }
+  try {
+    if (!hasLegacyTables(db)) return null;
+    const rows = readLegacyRows(db);
+    const missing = pendingLegacyRefs(db, legacyRefs(rows));
+    const hasProfileRow = rows.some((r) => r.table === 'user_status');
+    const profiles = db
+      .prepare("SELECT name FROM sqlite_master WHERE type='table' AND name='profiles'")
+      .get();
+    const profilePending =
+      hasProfileRow &&
+      (!profiles || db.prepare('SELECT 1 FROM profiles WHERE tenant_id = ?').get(tenant) === undefined);
+    return { rows, pending: missing.length > 0 || profilePending };
+  } finally {
+    db.close();
+  }
+}
+
+export function backupName(file: string, now: Date): string {
+  return `${file}.backup-${now.toISOString().replace(/[:.]/g, '-')}`;
+}
+
+/** Copies the database to a timestamped, owner-only backup beside it; returns the backup's path. */
+export async function backupFile(file: string, now = new Date()): Promise<string> {
+  const target = backupName(file, now);
+  await backupDatabase(file, target);
+  await chmod(target, 0o600);
+  return target;
+}
+
+export async function runLegacyImport(
+  app: Pick<LocalApp, 'store' | 'assistant' | 'config' | 'tenant'>,
+  rows: readonly LegacyRow[],
+  logger: Logger,
+  onProgress?: (done: number, total: number) => void,
+): Promise<LegacyImportReport> {
+  const zone = await app.assistant.timeZone(app.tenant);
+  const report = await importLegacy(app.store, rows, {
+    tenant: app.tenant,
+    zone: app.config.assistant.timezone ?? zone ?? systemTimeZone(),
+    readFile: (p) => {
+      try {
+        return new Uint8Array(readFileSync(p));
+      } catch {
+        return null;
+      }
+    },
+    contentStorage: app.config.documents.dir ? 'folder' : 'database',
+    now: app.assistant.now(),
+    ...(onProgress ? { onProgress } : {}),
+  });
+  for (const [table, c] of Object.entries(report.counts)) {
+    logger.info({ table, found: c.found, imported: c.imported, already: c.already }, 'legacy import');
+  }
+  for (const w of report.warnings) logger.warn({ warning: w }, 'legacy import');
+  await app.assistant.reembed(app.tenant);
+  return report;
+}
+
+/** Opens local mode's storage and assistant; migrates the original program's data first if the file holds it. */
+export async function openLocalApp(
+  config: Config,
+  logger: Logger,
+  options: { clock?: () => Date } = {},
+): Promise<LocalApp> {
+  const tenant = LOCAL_CALLER.tenant;
+  const file = config.database.path;
+  const legacy = scanLegacy(file, tenant);
+  if (legacy?.pending) {
+    const backup = await backupFile(file);
+    logger.info(
+      { backup },
+      'found data of the original Python program; backed up the database before migrating it',
+    );
+  }
+  const store = new SqliteStore({ path: file, documentsDir: config.documents.dir });
+  const hub = new ChangeHub();
+  const embeddings =
+    config.features.vector_search && config.embeddings.provider === 'hash'
+      ? new HashEmbeddingProvider(config.embeddings.dimensions)
+      : undefined;
+  const assistant = new Assistant({
+    store,
+    ...(options.clock ? { clock: options.clock } : {}),
+    defaultTimeZone: config.assistant.timezone,
+    maxUploadBytes: config.documents.max_file_size_bytes,
+    embeddings,
+    onChange: hub.emit,
+    storageInfo: {
+      database: `sqlite:${file}`,
+      documents: config.documents.dir ? `folder:${config.documents.dir}` : 'database',
+    },
+  });
+  const app = { config, store, assistant, hub, tenant };
+  if (legacy?.pending) await runLegacyImport(app, legacy.rows, logger);
+  const background = embeddings
+    ? assistant
+        .reembed(tenant)
+        .then((n) => {
+          if (n > 0) logger.info({ items: n, model: embeddings.model }, 'embedded items for semantic search');
+        })
+        .catch((err: unknown) =>
+          logger.warn({ err: (err as Error).message }, 'embedding failed; search uses text only'),
+        )
+    : Promise.resolve();
+  return {
+    ...app,
+    background,
+    close: async () => {
+      await background;
+      await store.close();
+    },
+  };
+}
