@@ -4,6 +4,7 @@ import path from 'node:path';
 import { existsSync } from 'node:fs';
 import {
   ConfigError,
+  configurationReference,
   FLAG_BINDINGS,
   loadConfig,
   redactConfig,
@@ -21,6 +22,7 @@ const HELP = `mcp-pa ${VERSION} — a personal assistant (projects, tasks, calen
 Usage:
   mcp-pa [options]                 run the local MCP server over stdio (what MCP clients start)
   mcp-pa config check [options]    print the effective configuration (secrets redacted); exit 1 on errors
+  mcp-pa config reference          print every configuration key, variable and flag (docs/configuration.md)
   mcp-pa import FILE [options]     import a database of the original Python mcp-pa (backs up the target first)
   mcp-pa --help | --version
 
@@ -89,7 +91,11 @@ async function main(): Promise<void> {
       return;
     }
     case 'config': {
-      if (rest[0] !== 'check' || rest.length !== 1) fail('usage: mcp-pa config check [--config FILE]', 2);
+      if (rest[0] === 'reference' && rest.length === 1) {
+        process.stdout.write(configurationReference());
+        return;
+      }
+      if (rest[0] !== 'check' || rest.length !== 1) fail('usage: mcp-pa config check|reference [--config FILE]', 2);
       const flags: Record<string, string> = {};
       for (const f of FLAG_BINDINGS)
         if (typeof values[f.flag] === 'string') flags[f.flag] = values[f.flag] as string;

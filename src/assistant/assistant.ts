@@ -905,6 +905,7 @@ export class Assistant {
   }
 
   async updateProject(tenant: string, id: string, patch: ProjectPatch): Promise<ProjectView> {
+    await this.getRecord(tenant, id, 'project', 'project_id'); // so a wrong id names project_id
     const { record } = await this.modify(tenant, id, 'project', (r) =>
       this.applyProjectPatch(tenant, r, patch),
     );

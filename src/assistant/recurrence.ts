@@ -28,7 +28,14 @@ export function normalizeRecurrence(input: string, field = 'recurrence'): string
     );
   }
   if (options.freq === undefined || options.freq === null) {
-    throw invalid(field, `"${input}" has no FREQ`, 'Example: FREQ=DAILY, FREQ=WEEKLY;BYDAY=FR.');
+    const given = /(?:^|;)FREQ=([^;]*)/i.exec(text)?.[1];
+    throw invalid(
+      field,
+      given === undefined
+        ? `"${input}" has no FREQ`
+        : `FREQ=${given} is not a frequency (allowed: YEARLY, MONTHLY, WEEKLY, DAILY, HOURLY, MINUTELY, SECONDLY)`,
+      'Example: FREQ=DAILY, FREQ=WEEKLY;BYDAY=FR.',
+    );
   }
   return new RRule(options).toString().replace(/^RRULE:/, '');
 }

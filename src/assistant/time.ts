@@ -69,7 +69,9 @@ export function parseTemporal(input: string, field: string, zone: string): Tempo
   }
   const iso = `${m[1]}T${m[2]}${m[3] ?? ''}`;
   const dt = m[3] ? DateTime.fromISO(iso, { setZone: true }).setZone(zone) : DateTime.fromISO(iso, { zone });
-  if (!dt.isValid) {
+  // Luxon reads any two-digit offset (+25:00, +02:75): keep to hours 00–23 and minutes 00–59.
+  const offset = m[3] ? /^[+-](\d{2}):?(\d{2})$/.exec(m[3]) : null;
+  if (!dt.isValid || (offset && (Number(offset[1]) > 23 || Number(offset[2]) > 59))) {
     throw invalid(field, `"${input}" is not a real date-time (${explain(text)})`, `Use ${TEMPORAL_FORMATS}.`);
   }
   return { at: dt.toUTC().toISO() as string, tz: zone };
