@@ -141,7 +141,7 @@ async function main(): Promise<void> {
         const backup = await backupFile(config.database.path);
         process.stderr.write(`backed up ${config.database.path} to ${backup}\n`);
       }
-      const app = await openLocalApp(config, logger);
+      const app = await openLocalApp(config, logger, { migrateLegacy: false });
       try {
         const tty = stderrIsTerminal();
         const report = await runLegacyImport(app, rows, logger, (done, total) => {

@@ -67,12 +67,12 @@ function oneOf<T extends string>(
   return fallback;
 }
 
-/** Every legacy record's client_ref, including projects' embedded tasks (for "is anything left to import?"). */
+/** Every legacy record's ref, including projects' embedded tasks (for "is anything left to import?"). */
 export function legacyRefs(rows: readonly LegacyInput[]): string[] {
   const refs: string[] = [];
   for (const row of rows) {
-    if (row.table === 'user_status') continue;
     refs.push(legacyRef(row.table, row.id));
+    if (row.table === 'user_status') continue;
     if (row.table === 'projects') {
       try {
         const tasks = (JSON.parse(row.data) as JsonObject)['tasks'];
@@ -135,6 +135,7 @@ export async function importLegacy(
   };
 
   const records: { table: string; record: ItemRecord; content?: Uint8Array }[] = [];
+  const profileRef = legacyRef('user_status', '1');
   let profile: JsonObject | null = null;
 
   const taskRecord = (t: JsonObject, table: string, projectId: string | null): ItemRecord => {
@@ -312,10 +313,15 @@ export async function importLegacy(
     }
   }
 
+  const done = await store.importedRefs([
+    ...records.map((r) => r.record.client_ref as string),
+    ...(profile !== null ? [profileRef] : []),
+  ]);
   if (profile !== null) {
-    const existing = await store.getProfile(o.tenant);
-    if (existing) bump('user_status', 'already');
-    else {
+    if (done.has(profileRef) || (await store.getProfile(o.tenant))) {
+      bump('user_status', 'already');
+      if (!done.has(profileRef)) await store.write(o.tenant, [{ op: 'mark_imported', ref: profileRef, item_id: null }], o.now);
+    } else {
       const p = profile;
       const data: JsonObject = {
         name: s(p, 'name') ?? 'User',
@@ -327,15 +333,15 @@ export async function importLegacy(
         legacy: p,
       } as { [k: string]: JsonValue };
       await store.putProfile(o.tenant, data, null, o.now);
+      await store.write(o.tenant, [{ op: 'mark_imported', ref: profileRef, item_id: null }], o.now);
       bump('user_status', 'imported');
     }
   }
 
   const fresh: typeof records = [];
   for (const r of records) {
-    if (r.record.client_ref && (await store.findByClientRef(o.tenant, r.record.kind, r.record.client_ref))) {
-      bump(r.table, 'already');
-    } else fresh.push(r);
+    if (done.has(r.record.client_ref as string)) bump(r.table, 'already');
+    else fresh.push(r);
   }
   const BATCH = 200;
   for (let i = 0; i < fresh.length; i += BATCH) {
@@ -343,6 +349,7 @@ export async function importLegacy(
     const ops: WriteOp[] = batch.map((b) =>
       b.content ? { op: 'insert', item: b.record, content: b.content } : { op: 'insert', item: b.record },
     );
+    for (const b of batch) ops.push({ op: 'mark_imported', ref: b.record.client_ref as string, item_id: b.record.id });
     const res = await store.write(o.tenant, ops, o.now);
     res.inserted.forEach((ins, j) =>
       bump((batch[j] as { table: string }).table, ins.created ? 'imported' : 'already'),

@@ -2,7 +2,6 @@ import { readFileSync, statSync } from 'node:fs';
 import { chmod } from 'node:fs/promises';
 import { Assistant } from '../assistant/assistant.js';
 import { importLegacy, legacyRefs, type LegacyImportReport } from '../assistant/legacy-import.js';
-import { systemTimeZone } from '../assistant/time.js';
 import type { Config } from '../config/index.js';
 import { ChangeHub, LOCAL_CALLER } from '../mcp/context.js';
 import type { Logger } from '../observability/logger.js';
@@ -34,7 +33,7 @@ interface LegacyScan {
 }
 
 /** Reads a database file without changing it: does it hold the original program's data not yet imported? */
-export function scanLegacy(file: string, tenant: string): LegacyScan | null {
+export function scanLegacy(file: string): LegacyScan | null {
   let db;
   try {
     if (!statSync(file).isFile()) return null;
@@ -45,15 +44,7 @@ export function scanLegacy(file: string, tenant: string): LegacyScan | null {
   try {
     if (!hasLegacyTables(db)) return null;
     const rows = readLegacyRows(db);
-    const missing = pendingLegacyRefs(db, legacyRefs(rows));
-    const hasProfileRow = rows.some((r) => r.table === 'user_status');
-    const profiles = db
-      .prepare("SELECT name FROM sqlite_master WHERE type='table' AND name='profiles'")
-      .get();
-    const profilePending =
-      hasProfileRow &&
-      (!profiles || db.prepare('SELECT 1 FROM profiles WHERE tenant_id = ?').get(tenant) === undefined);
-    return { rows, pending: missing.length > 0 || profilePending };
+    return { rows, pending: pendingLegacyRefs(db, legacyRefs(rows)).length > 0 };
   } finally {
     db.close();
   }
@@ -77,10 +68,10 @@ export async function runLegacyImport(
   logger: Logger,
   onProgress?: (done: number, total: number) => void,
 ): Promise<LegacyImportReport> {
-  const zone = await app.assistant.timeZone(app.tenant);
   const report = await importLegacy(app.store, rows, {
     tenant: app.tenant,
-    zone: app.config.assistant.timezone ?? zone ?? systemTimeZone(),
+    // The profile's zone if there is one already, else the configured one, else the system's.
+    zone: await app.assistant.timeZone(app.tenant),
     readFile: (p) => {
       try {
         return new Uint8Array(readFileSync(p));
@@ -101,14 +92,16 @@ export async function runLegacyImport(
 }
 
 /** Opens local mode's storage and assistant; migrates the original program's data first if the file holds it. */
-export async function openLocalApp(
-  config: Config,
-  logger: Logger,
-  options: { clock?: () => Date } = {},
-): Promise<LocalApp> {
+export interface OpenOptions {
+  readonly clock?: () => Date;
+  /** Migrate the original program's data found in the database file (default true; `mcp-pa import` does it itself). */
+  readonly migrateLegacy?: boolean;
+}
+
+export async function openLocalApp(config: Config, logger: Logger, options: OpenOptions = {}): Promise<LocalApp> {
   const tenant = LOCAL_CALLER.tenant;
   const file = config.database.path;
-  const legacy = scanLegacy(file, tenant);
+  const legacy = options.migrateLegacy === false ? null : scanLegacy(file);
   if (legacy?.pending) {
     const backup = await backupFile(file);
     logger.info(

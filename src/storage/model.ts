@@ -104,7 +104,9 @@ export interface VectorFilter {
 export type WriteOp =
   | { readonly op: 'insert'; readonly item: ItemRecord; readonly content?: Uint8Array }
   | { readonly op: 'update'; readonly item: ItemRecord; readonly expected_version: number }
-  | { readonly op: 'purge'; readonly id: string };
+  | { readonly op: 'purge'; readonly id: string }
+  /** Records that a record of the original program was imported (see ADR 3). */
+  | { readonly op: 'mark_imported'; readonly ref: string; readonly item_id: string | null };
 
 export interface WriteResult {
   /** For each insert op, in order: the stored record (an existing one when client_ref already existed). */
@@ -147,6 +149,8 @@ export interface Store {
     tenant: string,
     projectIds: readonly string[],
   ): Promise<Map<string, { total: number; done: number }>>;
+  /** Which of these legacy refs were imported before (even if their items were deleted since). */
+  importedRefs(refs: readonly string[]): Promise<Set<string>>;
   /** Applies every op or none. Throws StoreConflictError when an update's version is stale. */
   write(tenant: string, ops: readonly WriteOp[], now: string): Promise<WriteResult>;
   getContent(tenant: string, id: string): Promise<Uint8Array | null>;

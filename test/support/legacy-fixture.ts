@@ -21,7 +21,13 @@ CREATE INDEX IF NOT EXISTS idx_calendar_events_dates ON calendar_events(id);
 CREATE INDEX IF NOT EXISTS idx_documents_tags ON documents(id);
 `;
 
-export const LEGACY_TABLE_NAMES = ['user_status', 'projects', 'todos', 'calendar_events', 'documents'] as const;
+export const LEGACY_TABLE_NAMES = [
+  'user_status',
+  'projects',
+  'todos',
+  'calendar_events',
+  'documents',
+] as const;
 export type LegacyTableName = (typeof LEGACY_TABLE_NAMES)[number];
 
 /** A JSON value as Python's json module sees it (no floats: Python and JS print them differently). */
@@ -140,7 +146,10 @@ const PERMISSIONS: PyJson = {
  * Writes a database in the original program's shape at `file` (its parent folder is created), with realistic
  * rows, and the uploaded document's bytes under `docsDir` (default: `documents` beside the database).
  */
-export function buildLegacyDatabase(file: string, docsDir = path.join(path.dirname(file), 'documents')): LegacyFixture {
+export function buildLegacyDatabase(
+  file: string,
+  docsDir = path.join(path.dirname(file), 'documents'),
+): LegacyFixture {
   mkdirSync(path.dirname(file), { recursive: true });
   mkdirSync(docsDir, { recursive: true });
 
@@ -290,7 +299,12 @@ export function buildLegacyDatabase(file: string, docsDir = path.join(path.dirna
       tags: ['career'],
     },
   ];
-  const extraField = { table: 'todos' as const, id: 'c5f6a7b8-3d4e-4f5a-9b0c-9d8e7f6a5b4c', key: 'energy_level', value: 'low' };
+  const extraField = {
+    table: 'todos' as const,
+    id: 'c5f6a7b8-3d4e-4f5a-9b0c-9d8e7f6a5b4c',
+    key: 'energy_level',
+    value: 'low',
+  };
   const todoRows = todos.map((t, i) => {
     const data: { [key: string]: PyJson } = {
       id: t.id,
@@ -455,12 +469,17 @@ export function buildLegacyDatabase(file: string, docsDir = path.join(path.dirna
 }
 
 /** Every row of the original tables in a database file, by table, ordered by rowid. */
-export function readLegacyTables(file: string): Record<LegacyTableName, { id: string | number; data: string }[]> {
+export function readLegacyTables(
+  file: string,
+): Record<LegacyTableName, { id: string | number; data: string }[]> {
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
     const out = {} as Record<LegacyTableName, { id: string | number; data: string }[]>;
     for (const t of LEGACY_TABLE_NAMES) {
-      out[t] = db.prepare(`SELECT id, data FROM "${t}" ORDER BY rowid`).all() as { id: string | number; data: string }[];
+      out[t] = db.prepare(`SELECT id, data FROM "${t}" ORDER BY rowid`).all() as {
+        id: string | number;
+        data: string;
+      }[];
     }
     return out;
   } finally {

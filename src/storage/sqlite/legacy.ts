@@ -40,11 +40,11 @@ export function readLegacyRows(db: Db): LegacyRow[] {
   return out;
 }
 
-/** Legacy rows (and embedded project tasks) that have no imported item yet, by their client_ref. */
+/** Legacy refs never imported into this database (the import log outlives deleted items). */
 export function pendingLegacyRefs(db: Db, refs: readonly string[]): string[] {
   const names = tableNames(db);
-  if (!names.has('items')) return [...refs];
-  const stmt = db.prepare('SELECT 1 FROM items WHERE client_ref = ? LIMIT 1');
+  if (!names.has('legacy_imports')) return [...refs];
+  const stmt = db.prepare('SELECT 1 FROM legacy_imports WHERE ref = ?');
   return refs.filter((ref) => stmt.get(ref) === undefined);
 }
 

@@ -64,6 +64,14 @@ CREATE TABLE item_vectors (
 );
 CREATE INDEX item_vectors_by_tenant ON item_vectors(tenant_id, model, status);
 
+-- Records of the original program imported here (by client_ref), kept even when the item is later deleted,
+-- so a permanently deleted record is not imported again.
+CREATE TABLE legacy_imports (
+  ref         TEXT PRIMARY KEY,
+  item_id     TEXT,
+  imported_at TEXT NOT NULL
+);
+
 CREATE TABLE document_contents (
   item_id   TEXT PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
   tenant_id TEXT NOT NULL,

@@ -96,6 +96,7 @@ export class SqliteStore implements Store {
     insert: Statement<unknown[]>;
     update: Statement<unknown[]>;
     purge: Statement<[string, string]>;
+    markImported: Statement<[string, string | null, string]>;
     putContent: Statement<[string, string, Uint8Array]>;
     getContent: Statement<[string, string], { content: Buffer }>;
   };
@@ -124,6 +125,7 @@ export class SqliteStore implements Store {
         version=version + 1, updated_at=@updated_at, deleted_at=@deleted_at
         WHERE tenant_id = @tenant AND id = @id AND version = @expected`),
       purge: db.prepare('DELETE FROM items WHERE tenant_id = ? AND id = ?'),
+      markImported: db.prepare('INSERT OR IGNORE INTO legacy_imports (ref, item_id, imported_at) VALUES (?, ?, ?)'),
       putContent: db.prepare(
         'INSERT OR REPLACE INTO document_contents (tenant_id, item_id, content) VALUES (?, ?, ?)',
       ),
@@ -273,7 +275,7 @@ export class SqliteStore implements Store {
     return out;
   }
 
-  async write(tenant: string, ops: readonly WriteOp[], _now: string): Promise<WriteResult> {
+  async write(tenant: string, ops: readonly WriteOp[], now: string): Promise<WriteResult> {
     const written: string[] = [];
     const purged: string[] = [];
     const run = this.db.transaction((): WriteResult => {
@@ -313,6 +315,8 @@ export class SqliteStore implements Store {
             data: JSON.stringify(item.data),
           });
           if (res.changes === 0) throw new StoreConflictError(item.id);
+        } else if (op.op === 'mark_imported') {
+          this.stmts.markImported.run(op.ref, op.item_id, now);
         } else {
           this.stmts.purge.run(tenant, op.id);
           purged.push(op.id);
@@ -329,6 +333,13 @@ export class SqliteStore implements Store {
       for (const id of written) this.content?.remove(tenant, id);
       throw err;
     }
+  }
+
+  async importedRefs(refs: readonly string[]): Promise<Set<string>> {
+    const rows = this.db
+      .prepare('SELECT ref FROM legacy_imports WHERE ref IN (SELECT value FROM json_each(?))')
+      .all(JSON.stringify(refs)) as { ref: string }[];
+    return new Set(rows.map((r) => r.ref));
   }
 
   async getContent(tenant: string, id: string): Promise<Uint8Array | null> {
