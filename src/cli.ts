@@ -95,7 +95,8 @@ async function main(): Promise<void> {
         process.stdout.write(configurationReference());
         return;
       }
-      if (rest[0] !== 'check' || rest.length !== 1) fail('usage: mcp-pa config check|reference [--config FILE]', 2);
+      if (rest[0] !== 'check' || rest.length !== 1)
+        fail('usage: mcp-pa config check|reference [--config FILE]', 2);
       const flags: Record<string, string> = {};
       for (const f of FLAG_BINDINGS)
         if (typeof values[f.flag] === 'string') flags[f.flag] = values[f.flag] as string;

@@ -584,14 +584,14 @@ export class Assistant {
   private async modify(
     tenant: string,
     id: string,
-    expectKind: ItemKind | undefined,
+    target: { kind?: ItemKind; field: string },
     change: (current: ItemRecord) => Promise<ItemRecord> | ItemRecord,
     extraOps: (next: ItemRecord) => Promise<WriteOp[]> | WriteOp[] = () => [],
   ): Promise<{ record: ItemRecord; inserted: ItemRecord[] }> {
     for (let attempt = 0; ; attempt++) {
       const current = await this.store.getItem(tenant, id);
-      if (!current || (expectKind && current.kind !== expectKind)) {
-        throw notFound(expectKind ?? 'item', id);
+      if (!current || (target.kind && current.kind !== target.kind)) {
+        throw notFound(target.kind ?? 'item', id, target.field);
       }
       const next = await change(current);
       const now = this.now();
@@ -905,8 +905,7 @@ export class Assistant {
   }
 
   async updateProject(tenant: string, id: string, patch: ProjectPatch): Promise<ProjectView> {
-    await this.getRecord(tenant, id, 'project', 'project_id'); // so a wrong id names project_id
-    const { record } = await this.modify(tenant, id, 'project', (r) =>
+    const { record } = await this.modify(tenant, id, { kind: 'project', field: 'project_id' }, (r) =>
       this.applyProjectPatch(tenant, r, patch),
     );
     return (await this.viewOf(tenant, record)) as ProjectView;
@@ -1066,12 +1065,16 @@ export class Assistant {
     const { record, inserted } = await this.modify(
       tenant,
       id,
-      'task',
+      { kind: 'task', field: 'todo_id' },
       (r) => ({ ...r, status: 'done', data: { ...r.data, completed_at: now } }),
       (r) => {
         const rule = str(r.data, 'recurrence');
         const due = temporalOf(r.data['due']);
         if (!rule || !due) return [];
+        // Each instance starts the series again at its own due date, so COUNT counts down (this one is used).
+        const count = /(?:^|;)COUNT=(\d+)/i.exec(rule);
+        if (count && Number(count[1]) <= 1) return [];
+        const nextRule = count ? rule.replace(/(^|;)COUNT=\d+/i, `$1COUNT=${Number(count[1]) - 1}`) : rule;
         const tz = str(r.data, 'timezone') ?? zone;
         const dueAt = temporalInstant(due, tz);
         const nextAt = nextOccurrence(rule, dueAt, tz, dueAt);
@@ -1092,6 +1095,7 @@ export class Assistant {
           data: {
             ...r.data,
             due: nextDue,
+            recurrence: nextRule,
             reminder: shift === null ? null : { at: new Date(Date.parse(nextAt) + shift).toISOString(), tz },
             completed_at: null,
             previous_id: r.id,
@@ -1531,20 +1535,44 @@ export class Assistant {
   // ---------------------------------------------------------------- batches
 
   /** Applies each change on its own: one failure does not stop the others. */
+  /**
+   * Runs one change per entry, each on its own: a failure the caller can act on is reported for that entry and the
+   * others go ahead. Only unexpected errors stop the batch.
+   */
+  private async eachItem<T extends { id: string }>(
+    entries: readonly T[],
+    apply: (entry: T, field: string) => Promise<ItemView | null>,
+    field: (index: number) => string,
+  ): Promise<BatchResult[]> {
+    const results: BatchResult[] = [];
+    for (const [i, entry] of entries.entries()) {
+      try {
+        results.push({ id: entry.id, ok: true, error: null, item: await apply(entry, field(i)) });
+      } catch (err) {
+        const message =
+          err instanceof AssistantError
+            ? err.message
+            : err instanceof StoreConflictError
+              ? `${field(i)}: changed by other requests at the same moment; try again`
+              : undefined;
+        if (message === undefined) throw err;
+        results.push({ id: entry.id, ok: false, error: message, item: null });
+      }
+    }
+    return results;
+  }
+
   async updateItems(
     tenant: string,
     changes: readonly { id: string; changes: Record<string, unknown> }[],
   ): Promise<BatchResult[]> {
-    const results: BatchResult[] = [];
-    for (const [i, c] of changes.entries()) {
-      try {
-        const { record } = await this.modify(tenant, c.id, undefined, async (r) => {
+    return this.eachItem(
+      changes,
+      async (c, field) => {
+        const { record } = await this.modify(tenant, c.id, { field }, async (r) => {
           if (r.deleted_at)
-            throw new AssistantError('conflict', 'is in the trash', {
-              field: `items[${i}].id`,
-              hint: 'Restore it first.',
-            });
-          const patch = checkPatch(r.kind, c.changes, `items[${i}].changes`);
+            throw new AssistantError('conflict', 'is in the trash', { field, hint: 'Restore it first.' });
+          const patch = checkPatch(r.kind, c.changes, field.replace(/\.id$/, '.changes'));
           switch (r.kind) {
             case 'project':
               return this.applyProjectPatch(tenant, r, patch as ProjectPatch);
@@ -1558,58 +1586,50 @@ export class Assistant {
               return this.applyNotePatch(r, patch as NotePatch);
           }
         });
-        results.push({ id: c.id, ok: true, error: null, item: await this.viewOf(tenant, record) });
-      } catch (err) {
-        if (!(err instanceof AssistantError)) throw err;
-        results.push({ id: c.id, ok: false, error: err.message, item: null });
-      }
-    }
-    return results;
+        return this.viewOf(tenant, record);
+      },
+      (i) => `items[${i}].id`,
+    );
   }
 
   async deleteItems(tenant: string, ids: readonly string[], permanent: boolean): Promise<BatchResult[]> {
-    const results: BatchResult[] = [];
-    for (const id of ids) {
-      try {
+    return this.eachItem(
+      ids.map((id) => ({ id })),
+      async ({ id }, field) => {
         if (permanent) {
-          const r = await this.getRecord(tenant, id);
+          const r = await this.getRecord(tenant, id, undefined, field);
           await this.store.write(tenant, [{ op: 'purge', id }], this.now());
           this.changed(tenant, { kind: r.kind, id });
-          results.push({ id, ok: true, error: null, item: null });
-          continue;
+          return null;
         }
         const now = this.now();
-        const { record } = await this.modify(tenant, id, undefined, (r) => {
-          if (r.deleted_at)
+        const { record } = await this.modify(tenant, id, { field }, (r) => {
+          if (r.deleted_at) {
             throw new AssistantError('conflict', `"${id}" is already in the trash`, {
+              field,
               hint: 'Use permanent: true to delete it for good.',
             });
+          }
           return { ...r, deleted_at: now };
         });
-        results.push({ id, ok: true, error: null, item: await this.viewOf(tenant, record) });
-      } catch (err) {
-        if (!(err instanceof AssistantError)) throw err;
-        results.push({ id, ok: false, error: err.message, item: null });
-      }
-    }
-    return results;
+        return this.viewOf(tenant, record);
+      },
+      (i) => `ids[${i}]`,
+    );
   }
 
   async restoreItems(tenant: string, ids: readonly string[]): Promise<BatchResult[]> {
-    const results: BatchResult[] = [];
-    for (const id of ids) {
-      try {
-        const { record } = await this.modify(tenant, id, undefined, (r) => {
-          if (!r.deleted_at) throw new AssistantError('conflict', `"${id}" is not in the trash`);
+    return this.eachItem(
+      ids.map((id) => ({ id })),
+      async ({ id }, field) => {
+        const { record } = await this.modify(tenant, id, { field }, (r) => {
+          if (!r.deleted_at) throw new AssistantError('conflict', `"${id}" is not in the trash`, { field });
           return { ...r, deleted_at: null };
         });
-        results.push({ id, ok: true, error: null, item: await this.viewOf(tenant, record) });
-      } catch (err) {
-        if (!(err instanceof AssistantError)) throw err;
-        results.push({ id, ok: false, error: err.message, item: null });
-      }
-    }
-    return results;
+        return this.viewOf(tenant, record);
+      },
+      (i) => `ids[${i}]`,
+    );
   }
 
   /** Live items of one kind, all pages, for export and resources (bounded). */

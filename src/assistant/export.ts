@@ -66,7 +66,7 @@ export function toICalendar(events: EventView[], tasks: TaskView[], stamp: strin
     if (e.recurrence) lines.push(`RRULE:${e.recurrence}`);
     for (const a of e.attendees)
       lines.push(
-        `ATTENDEE;CN=${icalText(a).replace(/:/g, '')}:${a.includes('@') ? `mailto:${a}` : `urn:x-name:${encodeURIComponent(a)}`}`,
+        `ATTENDEE;CN="${a.replace(/[\p{Cc}"]/gu, '')}":${a.includes('@') ? `mailto:${a}` : `urn:x-name:${encodeURIComponent(a)}`}`,
       );
     if (e.tags.length) lines.push(`CATEGORIES:${e.tags.map(icalText).join(',')}`);
     if (e.reminder_minutes !== null) {

@@ -320,7 +320,8 @@ export async function importLegacy(
   if (profile !== null) {
     if (done.has(profileRef) || (await store.getProfile(o.tenant))) {
       bump('user_status', 'already');
-      if (!done.has(profileRef)) await store.write(o.tenant, [{ op: 'mark_imported', ref: profileRef, item_id: null }], o.now);
+      if (!done.has(profileRef))
+        await store.write(o.tenant, [{ op: 'mark_imported', ref: profileRef, item_id: null }], o.now);
     } else {
       const p = profile;
       const data: JsonObject = {
@@ -349,7 +350,8 @@ export async function importLegacy(
     const ops: WriteOp[] = batch.map((b) =>
       b.content ? { op: 'insert', item: b.record, content: b.content } : { op: 'insert', item: b.record },
     );
-    for (const b of batch) ops.push({ op: 'mark_imported', ref: b.record.client_ref as string, item_id: b.record.id });
+    for (const b of batch)
+      ops.push({ op: 'mark_imported', ref: b.record.client_ref as string, item_id: b.record.id });
     const res = await store.write(o.tenant, ops, o.now);
     res.inserted.forEach((ins, j) =>
       bump((batch[j] as { table: string }).table, ins.created ? 'imported' : 'already'),

@@ -124,7 +124,12 @@ export async function dashboard(
     permissions: status.permissions,
     active_projects: active.items,
     upcoming_todos: todos.items,
-    overdue_count: openDue.length,
+    // A task due on a date is overdue only once that day is over, not from its first minute.
+    overdue_count: openDue.filter((r) => {
+      const due = r.data['due'];
+      const date = due && typeof due === 'object' && !Array.isArray(due) ? due['date'] : undefined;
+      return typeof date !== 'string' || date < todayIn(zone, clock);
+    }).length,
     upcoming_events: events,
     reminders: reminders.slice(0, 50),
     recent_documents: docs.items,

@@ -15,7 +15,8 @@ function typeOf(schema: z.ZodType): string {
     return typeOf(schema.unwrap() as z.ZodType);
   }
   if (schema instanceof z.ZodEnum) return schema.options.map((o) => `\`${String(o)}\``).join(' \\| ');
-  if (schema instanceof z.ZodLiteral) return [...schema.values].map((v) => `\`${JSON.stringify(v)}\``).join(' \\| ');
+  if (schema instanceof z.ZodLiteral)
+    return [...schema.values].map((v) => `\`${JSON.stringify(v)}\``).join(' \\| ');
   if (schema instanceof z.ZodArray) return `list of ${typeOf(schema.element as z.ZodType)}`;
   if (schema instanceof z.ZodNumber) return schema.format === 'safeint' ? 'integer' : 'number';
   if (schema instanceof z.ZodURL) return 'URL';
@@ -31,7 +32,11 @@ function rows(schema: z.ZodObject, prefix: string, out: Row[]): void {
   for (const [key, child] of Object.entries(schema.shape as Record<string, z.ZodType>)) {
     const path = prefix ? `${prefix}.${key}` : key;
     let inner: z.ZodType = child;
-    while (inner instanceof z.ZodDefault || inner instanceof z.ZodPrefault || inner instanceof z.ZodOptional) {
+    while (
+      inner instanceof z.ZodDefault ||
+      inner instanceof z.ZodPrefault ||
+      inner instanceof z.ZodOptional
+    ) {
       inner = inner.unwrap() as z.ZodType;
     }
     if (inner instanceof z.ZodObject) {
@@ -74,7 +79,10 @@ export function configurationReference(): string {
     '| --- | --- | --- | --- | --- | --- |',
     ...table
       .filter((r) => r.key !== '$schema')
-      .map((r) => `| \`${r.key}\` | ${r.type} | ${r.def} | ${envFor(r.key)} | ${flagFor(r.key)} | ${r.description} |`),
+      .map(
+        (r) =>
+          `| \`${r.key}\` | ${r.type} | ${r.def} | ${envFor(r.key)} | ${flagFor(r.key)} | ${r.description} |`,
+      ),
     '',
     '## Environment variables',
     '',
@@ -82,7 +90,8 @@ export function configurationReference(): string {
     '| --- | --- | --- |',
     '| `MCP_CONFIG` | the JSON configuration file | |',
     ...ENV_BINDINGS.map(
-      (b) => `| \`${b.name}\` | \`${b.key.join('.')}\` | ${(b.aliases ?? []).map((a) => `\`${a}\``).join(', ')} |`,
+      (b) =>
+        `| \`${b.name}\` | \`${b.key.join('.')}\` | ${(b.aliases ?? []).map((a) => `\`${a}\``).join(', ')} |`,
     ),
     '',
     'Booleans accept `true/false`, `1/0`, `yes/no`, `on/off`. The `MCP_PA_*` names are those of the original Python',

@@ -98,7 +98,11 @@ export interface OpenOptions {
   readonly migrateLegacy?: boolean;
 }
 
-export async function openLocalApp(config: Config, logger: Logger, options: OpenOptions = {}): Promise<LocalApp> {
+export async function openLocalApp(
+  config: Config,
+  logger: Logger,
+  options: OpenOptions = {},
+): Promise<LocalApp> {
   const tenant = LOCAL_CALLER.tenant;
   const file = config.database.path;
   const legacy = options.migrateLegacy === false ? null : scanLegacy(file);

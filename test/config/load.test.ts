@@ -91,7 +91,11 @@ describe('configuration', () => {
     expect(config.database.type).toBe('postgresql');
     expect(config.database.pool_size).toBe(10);
     expect(config.authentication.token_expiry).toBe(3600);
-    expect(config.authentication.client_auth_methods).toEqual(['private_key_jwt', 'tls_client_auth', 'client_secret_basic']);
+    expect(config.authentication.client_auth_methods).toEqual([
+      'private_key_jwt',
+      'tls_client_auth',
+      'client_secret_basic',
+    ]);
     expect(config.features.dynamic_client_registration).toBe(true);
     expect(Object.isFrozen(config.database)).toBe(true);
   });
@@ -149,14 +153,18 @@ describe('configuration', () => {
         authentication: { token_expiry: 7200 },
       }),
     );
-    const list = problems(() => loadConfig({ configFile: f.path, env: { MCP_PORT: 'eighty', MCP_VECTOR_SEARCH: 'maybe' } }));
+    const list = problems(() =>
+      loadConfig({ configFile: f.path, env: { MCP_PORT: 'eighty', MCP_VECTOR_SEARCH: 'maybe' } }),
+    );
     const text = list.join('\n');
     expect(text).toContain('unknown key "transprt" — did you mean "transport"?');
     expect(text).toContain('logging: unknown key "levl" — did you mean "level"?');
     expect(text).toMatch(/database\.type: .*allowed.*"sqlite"/);
     expect(text).toMatch(/authentication\.token_expiry: .*3600/);
     expect(text).toContain('server.port: expected a whole number, got "eighty" [env MCP_PORT]');
-    expect(text).toContain('features.vector_search: expected true or false, got "maybe" [env MCP_VECTOR_SEARCH]');
+    expect(text).toContain(
+      'features.vector_search: expected true or false, got "maybe" [env MCP_VECTOR_SEARCH]',
+    );
     expect(list.length).toBeGreaterThanOrEqual(6);
   });
 
@@ -166,11 +174,15 @@ describe('configuration', () => {
     );
     expect(list.join('\n')).toMatch(/database\.type: local mode stores data in SQLite/);
     expect(list.join('\n')).toMatch(/transport: local mode speaks stdio/);
-    expect(problems(() => loadConfig({ env: { MCP_TIMEZONE: 'Mars/Olympus' } })).join()).toMatch(/unknown time zone/);
+    expect(problems(() => loadConfig({ env: { MCP_TIMEZONE: 'Mars/Olympus' } })).join()).toMatch(
+      /unknown time zone/,
+    );
   });
 
   it('reports a missing or malformed file clearly', () => {
-    expect(problems(() => loadConfig({ configFile: '/nonexistent/x.json', env: {} })).join()).toMatch(/not found/);
+    expect(problems(() => loadConfig({ configFile: '/nonexistent/x.json', env: {} })).join()).toMatch(
+      /not found/,
+    );
     const f = file('{ "mode": ');
     expect(problems(() => loadConfig({ configFile: f.path, env: {} })).join()).toMatch(/not valid JSON/);
   });

@@ -304,6 +304,39 @@ const cases: BadCase[] = [
     field: 'recurrence',
     why: [/DTSTART/],
   },
+  {
+    name: 'recurrence with a BYDAY that is not a weekday',
+    tool: 'create_todo',
+    args: () => ({ title: 'Water plants', due_date: '2026-12-01', recurrence: 'FREQ=DAILY;BYDAY=XX' }),
+    field: 'recurrence',
+    why: [/"XX"/, /not a weekday/, /MO/],
+  },
+  {
+    // rrule would accept this and then loop forever expanding it, hanging every later listing.
+    name: 'event recurrence with BYMONTHDAY=40',
+    tool: 'create_calendar_event',
+    args: () => ({
+      title: 'Rent day',
+      start_time: '2026-12-01T09:00',
+      recurrence: 'FREQ=DAILY;BYMONTHDAY=40',
+    }),
+    field: 'recurrence',
+    why: [/BYMONTHDAY=40/, /out of range/, /1 to 31/],
+  },
+  {
+    name: 'recurrence with INTERVAL=0',
+    tool: 'create_todo',
+    args: () => ({ title: 'Water plants', due_date: '2026-12-01', recurrence: 'FREQ=DAILY;INTERVAL=0' }),
+    field: 'recurrence',
+    why: [/INTERVAL=0/, /at least 1/],
+  },
+  {
+    name: 'recurrence with COUNT=abc',
+    tool: 'create_todo',
+    args: () => ({ title: 'Water plants', due_date: '2026-12-01', recurrence: 'FREQ=DAILY;COUNT=abc' }),
+    field: 'recurrence',
+    why: [/COUNT=abc/, /whole number/],
+  },
   // ------------------------------------------------------------ uploads
   {
     name: 'upload over the size limit',
@@ -426,6 +459,11 @@ describe('bad input over MCP', () => {
     expect((todos.structured as { items: { id: string }[] }).items.map((t) => t.id).sort()).toEqual(
       [seeded.taskId, seeded.todoId].sort(),
     );
+    const events = await call('list_calendar_events', { start_date: '2026-03-01', end_date: '2026-03-31' });
+    expect(events.isError, events.text).toBe(false);
+    expect((events.structured as { items: { id: string }[] }).items.map((e) => e.id)).toEqual([
+      seeded.eventId,
+    ]);
     const docs = await call('list_documents', {});
     expect((docs.structured as { items: { id: string }[] }).items.map((d) => d.id)).toEqual([
       seeded.documentId,
@@ -435,10 +473,10 @@ describe('bad input over MCP', () => {
     const before = databaseChecksum(dbFile);
     const ok = await call('update_project', { project_id: seeded.projectId, progress: 40 });
     expect(ok.isError, ok.text).toBe(false);
-    const renamed = await call('update_items', {
+    const pinned = await call('update_items', {
       items: [{ id: seeded.noteId, changes: { pinned: true } }],
     });
-    expect((renamed.structured as { succeeded: number }).succeeded).toBe(1);
+    expect((pinned.structured as { succeeded: number }).succeeded).toBe(1);
     expect(databaseChecksum(dbFile)).not.toBe(before);
   });
 });

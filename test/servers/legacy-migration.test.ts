@@ -453,7 +453,10 @@ describe('after the migration', () => {
   it('a permanently deleted imported record stays deleted at the next start (no re-import, no backup)', async () => {
     const victim = fixture.todos[0]?.id as string;
     const first = await connectCli(env);
-    const gone = await call<{ succeeded: number }>(first.client, 'delete_items', { ids: [victim], permanent: true });
+    const gone = await call<{ succeeded: number }>(first.client, 'delete_items', {
+      ids: [victim],
+      permanent: true,
+    });
     expect(gone.succeeded).toBe(1);
     await first.client.close();
     const backups = backupsIn(appDir);

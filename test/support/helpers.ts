@@ -41,7 +41,11 @@ export function databaseChecksum(file: string): string {
   const db = new Database(file, { readonly: true });
   try {
     const tables = (
-      db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as {
+      db
+        .prepare(
+          "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )
+        .all() as {
         name: string;
       }[]
     ).map((t) => t.name);
@@ -49,7 +53,9 @@ export function databaseChecksum(file: string): string {
     for (const t of tables) {
       if (t.startsWith('items_fts_')) continue;
       const rows = db.prepare(`SELECT * FROM "${t}"`).raw().all() as unknown[][];
-      const lines = rows.map((r) => JSON.stringify(r, (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('hex') : v))).sort();
+      const lines = rows
+        .map((r) => JSON.stringify(r, (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('hex') : v)))
+        .sort();
       hash.update(`${t}\n${lines.join('\n')}\n`);
     }
     return hash.digest('hex');

@@ -125,7 +125,9 @@ export class SqliteStore implements Store {
         version=version + 1, updated_at=@updated_at, deleted_at=@deleted_at
         WHERE tenant_id = @tenant AND id = @id AND version = @expected`),
       purge: db.prepare('DELETE FROM items WHERE tenant_id = ? AND id = ?'),
-      markImported: db.prepare('INSERT OR IGNORE INTO legacy_imports (ref, item_id, imported_at) VALUES (?, ?, ?)'),
+      markImported: db.prepare(
+        'INSERT OR IGNORE INTO legacy_imports (ref, item_id, imported_at) VALUES (?, ?, ?)',
+      ),
       putContent: db.prepare(
         'INSERT OR REPLACE INTO document_contents (tenant_id, item_id, content) VALUES (?, ?, ?)',
       ),
