@@ -13,7 +13,7 @@ import {
 } from './config/index.js';
 import { createLogger } from './observability/logger.js';
 import { backupFile, openLocalApp, runLegacyImport } from './servers/local-app.js';
-import { runLocalServer } from './servers/local-server.js';
+import { runLocalServer } from './servers/local.js';
 import { hasLegacyTables, openReadonly, readLegacyRows } from './storage/sqlite/legacy.js';
 import { VERSION } from './version.js';
 

@@ -1,9 +1,20 @@
 import { DateTime } from 'luxon';
-import rrulePkg from 'rrule';
+import { createRequire } from 'node:module';
+import type { Options as RRuleOptions, RRule as RRuleClass } from 'rrule';
 import { invalid } from './errors.js';
 
-const { RRule } = rrulePkg;
-type RRuleOptions = ConstructorParameters<typeof RRule>[0];
+
+// rrule is loaded on first use: most start-ups never touch a recurrence, and it is a large module.
+let rruleClass: typeof RRuleClass | undefined;
+const RRule = {
+  get cls(): typeof RRuleClass {
+    rruleClass ??= (createRequire(import.meta.url)('rrule') as { RRule: typeof RRuleClass }).RRule;
+    return rruleClass;
+  },
+  parseString(text: string): Partial<RRuleOptions> {
+    return this.cls.parseString(text);
+  },
+};
 
 const MAX_EXPANSION = 5000;
 
@@ -51,7 +62,7 @@ export function normalizeRecurrence(input: string, field = 'recurrence'): string
   }
   let canonical: string;
   try {
-    canonical = new RRule(options).toString().replace(/^RRULE:/, '');
+    canonical = new RRule.cls(options).toString().replace(/^RRULE:/, '');
   } catch (err) {
     throw invalid(
       field,
@@ -152,7 +163,7 @@ const SEARCH_YEARS = 50;
  * instant or as a span after the start, folded into UNTIL: rrule otherwise iterates to the year 9999 when no
  * occurrence matches.
  */
-function rule(rrule: string, start: DateTime, horizon: Date | { years: number }): InstanceType<typeof RRule> {
+function rule(rrule: string, start: DateTime, horizon: Date | { years: number }): RRuleClass {
   const options = RRule.parseString(rrule);
   if (options.until) {
     // UNTIL is a UTC instant (or a date): express it in the same floating frame as DTSTART.
@@ -160,7 +171,7 @@ function rule(rrule: string, start: DateTime, horizon: Date | { years: number })
   }
   const limit = horizon instanceof Date ? horizon : floating(start.plus(horizon));
   if (!options.until || options.until > limit) options.until = limit;
-  return new RRule({ ...options, dtstart: floating(start) });
+  return new RRule.cls({ ...options, dtstart: floating(start) });
 }
 
 /** Occurrence starts (UTC ISO) in [from, to), computed in the item's own zone so DST lands right. */

@@ -1,0 +1,21 @@
+// Bundles the two executables into single files: loading one file instead of hundreds of modules is most of a
+// cold start (docs/adr/0006-bundled-executables.md). The rest of dist/ stays as tsc emitted it.
+import { build } from 'esbuild';
+
+await build({
+  entryPoints: { cli: 'src/cli.ts', 'servers/local-server': 'src/servers/local-server.ts' },
+  outdir: 'dist',
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  sourcemap: true,
+  allowOverwrite: true,
+  // Native addon, and a lazily required module: both resolved from node_modules at run time.
+  external: ['better-sqlite3', 'rrule'],
+  // Bundled CommonJS dependencies (pino) call require().
+  banner: {
+    js: "import { createRequire as __mcpPaRequire } from 'node:module'; const require = __mcpPaRequire(import.meta.url);",
+  },
+  logLevel: 'warning',
+});
