@@ -1440,21 +1440,19 @@ export class Assistant {
     },
   ): Promise<Page<DocumentView>> {
     const type = this.checkEnum(q.document_type, DOCUMENT_TYPES, 'document_type');
-    const page = await this.list(
+    return this.list(
       tenant,
       {
         kind: 'document',
         order: 'created_desc',
         trash: q.trash ?? false,
         ...(q.tags?.length ? { tags: q.tags } : {}),
+        ...(type ? { data_in: { document_type: [type] } } : {}),
       },
       q.cursor,
-      type ? MAX_PAGE : q.limit,
+      q.limit,
       async (rs) => (await this.views(tenant, rs, true)) as DocumentView[],
     );
-    return type
-      ? { items: page.items.filter((d) => d.document_type === type), next_cursor: page.next_cursor }
-      : page;
   }
 
   async getDocument(
@@ -1505,18 +1503,20 @@ export class Assistant {
 
   async listNotes(
     tenant: string,
-    q: { pinned?: boolean; cursor?: string; limit?: number },
+    q: { pinned?: boolean; trash?: boolean; cursor?: string; limit?: number },
   ): Promise<Page<NoteView>> {
-    const page = await this.list(
+    return this.list(
       tenant,
-      { kind: 'note', order: 'updated_desc' },
+      {
+        kind: 'note',
+        order: 'updated_desc',
+        trash: q.trash ?? false,
+        ...(q.pinned !== undefined ? { data_in: { pinned: [q.pinned] } } : {}),
+      },
       q.cursor,
       q.limit,
       async (rs) => (await this.views(tenant, rs, true)) as NoteView[],
     );
-    return q.pinned === undefined
-      ? page
-      : { ...page, items: page.items.filter((n) => n.pinned === q.pinned) };
   }
 
   private applyNotePatch(r: ItemRecord, p: NotePatch): ItemRecord {

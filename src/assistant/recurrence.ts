@@ -3,7 +3,6 @@ import { createRequire } from 'node:module';
 import type { Options as RRuleOptions, RRule as RRuleClass } from 'rrule';
 import { invalid } from './errors.js';
 
-
 // rrule is loaded on first use: most start-ups never touch a recurrence, and it is a large module.
 let rruleClass: typeof RRuleClass | undefined;
 const RRule = {

@@ -100,6 +100,7 @@ export async function search(
           { model: provider.model, ...(input.kinds?.length ? { kinds: input.kinds } : {}) },
           depth,
         );
+        semantic = semantic.filter((hit) => hit.score > provider.relevanceFloor);
         // Filters the vector side cannot apply itself are applied below on the records.
       }
       const pending = await assistant.store.itemsNeedingVectors(tenant, provider.model, 1);

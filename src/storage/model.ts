@@ -49,6 +49,8 @@ export interface ItemQuery {
   readonly project_id?: string | null;
   /** Items carrying at least one of these tags. */
   readonly tags?: readonly string[];
+  /** Items whose kind-specific field `data[key]` is one of the values (e.g. { pinned: [true] }). */
+  readonly data_in?: Readonly<Record<string, readonly (string | boolean)[]>>;
   /** starts_at within [from, to). */
   readonly starts_from?: string;
   readonly starts_before?: string;

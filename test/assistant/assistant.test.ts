@@ -1019,3 +1019,33 @@ describe('batch results name the entry', () => {
     expect(res[1]?.error).toMatch(/^ids\[1\]: .*not in the trash/);
   });
 });
+
+describe('filters on kind-specific fields are applied by the store, before paging', () => {
+  it('pinned notes and document types page correctly however many others there are', async () => {
+    const { a } = setup();
+    for (let i = 0; i < 7; i++) await a.addNote(T, { text: `plain ${i}` });
+    await a.addNote(T, { text: 'pinned one', pinned: true });
+    for (let i = 0; i < 5; i++) await a.addNote(T, { text: `plain again ${i}` });
+    await a.addNote(T, { text: 'pinned two', pinned: true });
+    const first = await a.listNotes(T, { pinned: true, limit: 1 });
+    expect(first.items.map((n) => n.text)).toEqual(['pinned two']);
+    expect(first.next_cursor).not.toBeNull();
+    const second = await a.listNotes(T, { pinned: true, limit: 1, cursor: first.next_cursor as string });
+    expect(second.items.map((n) => n.text)).toEqual(['pinned one']);
+    expect(second.next_cursor).toBeNull();
+    expect((await a.listNotes(T, { pinned: false, limit: 100 })).items).toHaveLength(12);
+
+    for (let i = 0; i < 4; i++) {
+      await a.createExternalDocument(T, {
+        title: `link ${i}`,
+        external_url: `https://example.com/${i}.html`,
+      });
+    }
+    await a.createExternalDocument(T, { title: 'the pdf', external_url: 'https://example.com/x.pdf' });
+    const pdfs = await a.listDocuments(T, { document_type: 'pdf', limit: 1 });
+    expect(pdfs.items.map((d) => d.title)).toEqual(['the pdf']);
+    expect(pdfs.next_cursor).toBeNull();
+    const two = await a.listDocuments(T, { limit: 2 });
+    expect(two.items).toHaveLength(2);
+  });
+});

@@ -237,6 +237,17 @@ describe('hybrid search', () => {
     }
   });
 
+  it('ignores vector matches at the provider’s noise level: unrelated items are not "semantic" hits', async () => {
+    const a = setup({ vectors: true });
+    await a.addNote(T, { text: 'Budget planning for the marketing offsite in June' });
+    const { note: groceries } = await a.addNote(T, { text: 'Grocery list: apples, bread, cheese' });
+    const nonsense = await search(a, T, { query: 'zyxwv qwertyuiop' });
+    expect(nonsense.results).toEqual([]);
+    expect(nonsense.matched).toBe('none');
+    const budget = await search(a, T, { query: 'marketing budget' });
+    expect(budget.results.map((h) => h.id)).not.toContain(groceries.id);
+  });
+
   it('uses the same filters as text search and skips trashed items', async () => {
     const a = setup({ vectors: true });
     const { note } = await a.addNote(T, { text: 'Marketing budget for June', tags: ['work'] });

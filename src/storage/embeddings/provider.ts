@@ -3,6 +3,11 @@ export interface EmbeddingProvider {
   /** Recorded with every vector; when it changes, vectors are re-made. */
   readonly model: string;
   readonly dimensions: number;
+  /**
+   * Cosine similarity at or below which a vector match says nothing about relevance (the provider's noise level).
+   * Applied to raw similarities before fusion; fused scores are ranks and are never thresholded.
+   */
+  readonly relevanceFloor: number;
   embed(texts: readonly string[]): Promise<Float32Array[]>;
 }
 
@@ -12,6 +17,8 @@ export interface EmbeddingProvider {
  */
 export class HashEmbeddingProvider implements EmbeddingProvider {
   readonly model: string;
+  /** Texts sharing no word score about 0 (hash collisions add a little); one shared word among ten scores ≈ 0.3. */
+  readonly relevanceFloor = 0.12;
   constructor(readonly dimensions = 256) {
     this.model = `hash-v1-${dimensions}`;
   }

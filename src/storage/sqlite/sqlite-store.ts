@@ -207,6 +207,11 @@ export class SqliteStore implements Store {
       );
       params.push(JSON.stringify(q.tags));
     }
+    for (const [key, values] of Object.entries(q.data_in ?? {})) {
+      // The JSON path is a bound parameter too; booleans compare as SQLite's 1/0 on both sides.
+      where.push('json_extract(data, ?) IN (SELECT value FROM json_each(?))');
+      params.push(`$.${JSON.stringify(key)}`, JSON.stringify(values));
+    }
     if (q.starts_from !== undefined) {
       where.push('starts_at >= ?');
       params.push(q.starts_from);
