@@ -2,13 +2,13 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Assistant } from '../../src/assistant/assistant.js';
-import { AssistantError } from '../../src/assistant/errors.js';
 import { exportData } from '../../src/assistant/export.js';
 import { dashboard } from '../../src/assistant/overview.js';
 import type { EventView, ItemView, NoteView, TaskView } from '../../src/assistant/views.js';
 import { StoreConflictError, type WriteOp, type WriteResult } from '../../src/storage/model.js';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import { tempDir } from '../support/helpers.js';
+import { rejection } from '../support/errors.js';
 
 const T = 'local';
 const ZONE = 'Europe/Paris';
@@ -68,15 +68,6 @@ async function taskView(a: Assistant, id: string): Promise<TaskView> {
   const v = await view(a, id);
   if (v.kind !== 'task') throw new Error(`${id} is a ${v.kind}`);
   return v;
-}
-
-async function rejection(p: Promise<unknown>): Promise<AssistantError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(AssistantError);
-  return err as AssistantError;
 }
 
 function b64(text: string): string {

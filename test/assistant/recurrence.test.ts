@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { AssistantError } from '../../src/assistant/errors.js';
 import {
   nextOccurrence,
   normalizeRecurrence,
@@ -7,16 +6,7 @@ import {
   seriesEnd,
 } from '../../src/assistant/recurrence.js';
 import { formatInstant, parseTemporal } from '../../src/assistant/time.js';
-
-function errorOf(f: () => unknown): AssistantError {
-  try {
-    f();
-  } catch (err) {
-    expect(err).toBeInstanceOf(AssistantError);
-    return err as AssistantError;
-  }
-  throw new Error('expected an AssistantError, but nothing was thrown');
-}
+import { errorOf } from '../support/errors.js';
 
 /** The UTC instant of a local wall-clock time in a zone. */
 function local(text: string, zone: string): string {

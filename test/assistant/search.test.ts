@@ -1,11 +1,11 @@
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Assistant } from '../../src/assistant/assistant.js';
-import { AssistantError } from '../../src/assistant/errors.js';
 import { reciprocalRankFusion, search, searchTerms, type SearchResult } from '../../src/assistant/search.js';
 import { HashEmbeddingProvider } from '../../src/storage/embeddings/provider.js';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import { tempDir } from '../support/helpers.js';
+import { rejection } from '../support/errors.js';
 
 const T = 'local';
 const NOW = '2026-03-05T10:00:00.000Z';
@@ -63,15 +63,6 @@ async function corpus(a: Assistant): Promise<Record<string, string>> {
 
 function idsOf(r: SearchResult): string[] {
   return r.results.map((h) => h.id);
-}
-
-async function rejection(p: Promise<unknown>): Promise<AssistantError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(AssistantError);
-  return err as AssistantError;
 }
 
 describe('searchTerms', () => {

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { AssistantError } from '../../src/assistant/errors.js';
 import {
   checkZone,
   formatInstant,
@@ -7,17 +6,7 @@ import {
   parseTemporal,
   temporalInstant,
 } from '../../src/assistant/time.js';
-
-/** The AssistantError a call throws (fails the test when it does not throw one). */
-function errorOf(f: () => unknown): AssistantError {
-  try {
-    f();
-  } catch (err) {
-    expect(err).toBeInstanceOf(AssistantError);
-    return err as AssistantError;
-  }
-  throw new Error('expected an AssistantError, but nothing was thrown');
-}
+import { errorOf } from '../support/errors.js';
 
 describe('parseTemporal', () => {
   it('keeps a date as a date, whatever the zone', () => {
