@@ -29,7 +29,26 @@ spreadsheet presentation contractor consultant manager director engineer designe
   .split(/\s+/)
   .filter((w) => w.length > 0);
 
-const ONSETS = ['b', 'br', 'c', 'ch', 'd', 'dr', 'f', 'g', 'gr', 'h', 'k', 'l', 'm', 'n', 'p', 'pl', 'r', 's'];
+const ONSETS = [
+  'b',
+  'br',
+  'c',
+  'ch',
+  'd',
+  'dr',
+  'f',
+  'g',
+  'gr',
+  'h',
+  'k',
+  'l',
+  'm',
+  'n',
+  'p',
+  'pl',
+  'r',
+  's',
+];
 const MORE_ONSETS = ['sh', 'st', 't', 'tr', 'v', 'w', 'z', 'qu', 'th', 'sl', 'cr', 'fl'];
 const VOWELS = ['a', 'e', 'i', 'o', 'u', 'ai', 'ea', 'ou', 'io', 'y'];
 const CODAS = ['', '', 'n', 'r', 'l', 's', 't', 'x', 'nd', 'rk', 'st', 'm'];
@@ -199,7 +218,9 @@ export class ItemGenerator {
     const id = this.id(kind);
     const created = new Date(BASE_MS + Math.floor(this.rand() * 700 * DAY_MS)).toISOString();
     const updated =
-      this.rand() < 0.3 ? new Date(Date.parse(created) + Math.floor(this.rand() * 30 * DAY_MS)).toISOString() : created;
+      this.rand() < 0.3
+        ? new Date(Date.parse(created) + Math.floor(this.rand() * 30 * DAY_MS)).toISOString()
+        : created;
     const base = {
       id,
       kind,
@@ -227,7 +248,10 @@ export class ItemGenerator {
         return {
           ...base,
           body: text,
-          data: { note_kind: pick(this.rand, ['note', 'note', 'note', 'idea', 'journal']), pinned: this.rand() < 0.05 },
+          data: {
+            note_kind: pick(this.rand, ['note', 'note', 'note', 'idea', 'journal']),
+            pinned: this.rand() < 0.05,
+          },
         };
       }
       case 'task': {
@@ -255,12 +279,16 @@ export class ItemGenerator {
       case 'event': {
         const description = this.prose();
         const tz = pick(this.rand, ZONES);
-        const startMs = BASE_MS + randInt(this.rand, 0, 1000) * DAY_MS + randInt(this.rand, 14, 40) * 1_800_000;
+        const startMs =
+          BASE_MS + randInt(this.rand, 0, 1000) * DAY_MS + randInt(this.rand, 14, 40) * 1_800_000;
         const start = new Date(startMs).toISOString();
         const end = new Date(startMs + randInt(this.rand, 1, 4) * 1_800_000).toISOString();
-        const location = this.rand() < 0.5 ? `${this.vocab.sample(this.rand)} room ${randInt(this.rand, 1, 40)}` : null;
+        const location =
+          this.rand() < 0.5 ? `${this.vocab.sample(this.rand)} room ${randInt(this.rand, 1, 40)}` : null;
         const attendees =
-          this.rand() < 0.4 ? [`${this.vocab.sample(this.rand)}@example.com`, `${this.vocab.sample(this.rand)}@example.org`] : [];
+          this.rand() < 0.4
+            ? [`${this.vocab.sample(this.rand)}@example.com`, `${this.vocab.sample(this.rand)}@example.org`]
+            : [];
         return {
           ...base,
           body: [description, location, attendees.join(', ')].filter(Boolean).join('\n'),
@@ -337,7 +365,8 @@ const QUERY_MIX: readonly [QueryClass, number][] = [
 
 /** Rank bands by which query words are drawn: common 0–99, medium 100–999, rare 1000 and up. */
 function band(vocab: Vocabulary, rand: () => number, cls: 'common' | 'medium' | 'rare'): string {
-  const [lo, hi] = cls === 'common' ? [0, 99] : cls === 'medium' ? [100, 999] : [1000, vocab.words.length - 1];
+  const [lo, hi] =
+    cls === 'common' ? [0, 99] : cls === 'medium' ? [100, 999] : [1000, vocab.words.length - 1];
   return vocab.words[randInt(rand, lo, hi)] as string;
 }
 

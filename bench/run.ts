@@ -1,0 +1,61 @@
+/**
+ * Runs every benchmark and prints a summary against the targets. Benchmarks report; they never fail on a
+ * threshold (exit code 0 whether targets are met or not). BENCH_QUICK=1 runs a small smoke version.
+ */
+import { printColdStart, runColdStart, type ColdStartResult } from './cold-start.js';
+import { heading, ms, quickMode, table } from './lib.js';
+import { printSearch, runSearch, type SearchBenchResult } from './search.js';
+
+const SEARCH_TARGET_MS = 20;
+const SEARCH_TARGET_ITEMS = 100_000;
+
+function verdict(ok: boolean | null): string {
+  return ok === null ? 'not measured' : ok ? 'met' : 'NOT MET';
+}
+
+function summary(cold: ColdStartResult, searchResult: SearchBenchResult): string {
+  const at = (n: number) => searchResult.sizes.find((s) => s.items === n);
+  const big = at(SEARCH_TARGET_ITEMS);
+  const rows: string[][] = [
+    ['cold start ratio, fresh database', cold.ratioFresh.toFixed(3), '≤ 1.0', verdict(cold.ratioFresh <= 1)],
+    [
+      'cold start ratio, existing database',
+      cold.ratioExisting.toFixed(3),
+      '≤ 1.0',
+      verdict(cold.ratioExisting <= 1),
+    ],
+    ...cold.variants.map((v) => [`cold start median, ${v.name}`, ms(v.median, 1), '', 'info']),
+    ...searchResult.sizes.map((s) => [
+      `search p95, text, ${s.items.toLocaleString('en-US')} items`,
+      ms(s.text.p95),
+      s.items === SEARCH_TARGET_ITEMS ? `≤ ${SEARCH_TARGET_MS} ms` : '',
+      s.items === SEARCH_TARGET_ITEMS ? verdict(s.text.p95 <= SEARCH_TARGET_MS) : 'info',
+    ]),
+  ];
+  if (!big)
+    rows.push([
+      `search p95, text, ${SEARCH_TARGET_ITEMS.toLocaleString('en-US')} items`,
+      'n/a',
+      `≤ ${SEARCH_TARGET_MS} ms`,
+      verdict(null),
+    ]);
+  for (const s of searchResult.sizes) {
+    if (s.hybrid)
+      rows.push([
+        `search p95, hybrid, ${s.items.toLocaleString('en-US')} items`,
+        ms(s.hybrid.p95),
+        '',
+        'report only',
+      ]);
+  }
+  return [heading('Summary'), table(['figure', 'value', 'target', 'status'], rows)].join('\n');
+}
+
+const started = Date.now();
+if (quickMode()) process.stdout.write('BENCH_QUICK: smoke run with fewer rounds and sizes\n');
+const cold = await runColdStart();
+process.stdout.write(`${printColdStart(cold)}\n`);
+const searchResult = await runSearch();
+process.stdout.write(`${printSearch(searchResult)}\n`);
+process.stdout.write(`${summary(cold, searchResult)}\n`);
+process.stdout.write(`\n(node ${process.version}, ${((Date.now() - started) / 1000).toFixed(0)} s in all)\n`);
