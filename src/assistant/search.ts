@@ -36,8 +36,20 @@ export interface SearchResult {
 /** Words of user text, lower-cased; every FTS operator and syntax character is dropped here. */
 export function searchTerms(text: string): string[] {
   const words = text.normalize('NFKC').match(/[\p{L}\p{N}_]+/gu) ?? [];
-  return [...new Set(words.map((w) => w.toLowerCase()))].slice(0, 32);
+  const terms = [...new Set(words.map((w) => w.toLowerCase()))];
+  // English function words carry no meaning and match most items: requiring them ("notes from the meeting")
+  // loses results, and scoring them is most of the cost of a broad query. A query of nothing else keeps them.
+  const meaningful = terms.filter((t) => !STOP_WORDS.has(t));
+  return (meaningful.length > 0 ? meaningful : terms).slice(0, 32);
 }
+
+const STOP_WORDS = new Set(
+  (
+    'a an and are as at be been but by can could did do does for from had has have he her him his how i if in ' +
+    'into is it its me my no nor not of on or our she so than that the their them then there these they this ' +
+    'those to too us was we were what when where which who whom why will with would you your'
+  ).split(' '),
+);
 
 /** Reciprocal rank fusion (k = 60). Scores are ranks, not similarities: never threshold them. */
 export function reciprocalRankFusion(

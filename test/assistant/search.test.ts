@@ -70,7 +70,6 @@ describe('searchTerms', () => {
     expect(searchTerms('Budget: "Q1" OR draft* -old (review)? NEAR/3 title:x ^y')).toEqual([
       'budget',
       'q1',
-      'or',
       'draft',
       'old',
       'review',
@@ -86,6 +85,11 @@ describe('searchTerms', () => {
     expect(searchTerms('ｆｕｌｌ　ｗｉｄｔｈ')).toEqual(['full', 'width']); // NFKC
     expect(searchTerms('"*():-?^')).toEqual([]);
     expect(searchTerms('')).toEqual([]);
+  });
+
+  it('drops English function words unless nothing else is left', () => {
+    expect(searchTerms('notes from the meeting with the client')).toEqual(['notes', 'meeting', 'client']);
+    expect(searchTerms('To be or not to be')).toEqual(['to', 'be', 'or', 'not']);
   });
 
   it('keeps at most 32 terms', () => {
@@ -107,6 +111,15 @@ describe('text search', () => {
     expect(hit?.snippet).toMatch(/«review»/i);
     expect(hit?.item.id).toBe(ids['review']);
     expect(hit?.score).toBeGreaterThan(0);
+  });
+
+  it('a natural-language query finds the item without requiring its function words', async () => {
+    const a = setup();
+    const ids = await corpus(a);
+    // "Quarterly budget review with the finance team" has no "for" or "of".
+    const r = await search(a, T, { query: 'the review of the budget for finance' });
+    expect(r.matched).toBe('all_words');
+    expect(idsOf(r)).toEqual([ids['review']]);
   });
 
   it('falls back to any word when no item has them all, and says so', async () => {
