@@ -225,7 +225,7 @@ export async function runSearch(
         firstHybridMs = performance.now() - f0;
         const provider = hybrid.embeddings as HashEmbeddingProvider;
         const [vector] = await provider.embed(['project meeting notes']);
-        pendingCheckMs = await median5(() => store.itemsNeedingVectors(TENANT, provider.model, 1));
+        pendingCheckMs = await median5(() => store.hasPendingVectors(TENANT, provider.model));
         vectorScanMs = await median5(() =>
           store.searchVectors(TENANT, vector as Float32Array, { model: provider.model }, 30),
         );

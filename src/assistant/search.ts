@@ -115,8 +115,7 @@ export async function search(
         semantic = semantic.filter((hit) => hit.score > provider.relevanceFloor);
         // Filters the vector side cannot apply itself are applied below on the records.
       }
-      const pending = await assistant.store.itemsNeedingVectors(tenant, provider.model, 1);
-      if (pending.length > 0)
+      if (await assistant.store.hasPendingVectors(tenant, provider.model))
         note = 'Some items are still waiting for embeddings; they are found by text only for now.';
     } catch {
       note = 'Semantic search is unavailable right now; these results come from full-text search only.';

@@ -166,6 +166,8 @@ export interface Store {
   ): Promise<void>;
   /** Ids of live items without a ready vector for this model. */
   itemsNeedingVectors(tenant: string, model: string, limit: number): Promise<ItemRecord[]>;
+  /** Whether any live item lacks a ready vector for this model (cheap enough to ask on every search). */
+  hasPendingVectors(tenant: string, model: string): Promise<boolean>;
   searchVectors(
     tenant: string,
     query: Float32Array,

@@ -426,3 +426,37 @@ describe('listItems', () => {
     expect(seen[6]).toBe(records[6]?.id);
   });
 });
+
+describe('hasPendingVectors', () => {
+  it('follows writes: missing, failed and outdated vectors count; trashed items do not', async () => {
+    const store = open(path.join(folder(), 'pa.sqlite'));
+    const model = 'hash-v1-4';
+    const vec = new Float32Array([1, 0, 0, 0]);
+    expect(await store.hasPendingVectors(TENANT, model)).toBe(false);
+    const a = item();
+    const b = item();
+    await store.write(
+      TENANT,
+      [
+        { op: 'insert', item: a },
+        { op: 'insert', item: b },
+      ],
+      NOW,
+    );
+    expect(await store.hasPendingVectors(TENANT, model)).toBe(true); // no vector rows yet
+    await store.putVector(TENANT, a.id, model, vec, NOW);
+    expect(await store.hasPendingVectors(TENANT, model)).toBe(true); // b still has none
+    await store.putVector(TENANT, b.id, model, null, NOW);
+    expect(await store.hasPendingVectors(TENANT, model)).toBe(true); // b failed: pending
+    await store.putVector(TENANT, b.id, model, vec, NOW);
+    expect(await store.hasPendingVectors(TENANT, model)).toBe(false);
+    expect(await store.hasPendingVectors(TENANT, 'hash-v1-8')).toBe(true); // another model: all outdated
+    await store.putVector(TENANT, b.id, model, null, NOW);
+    await store.write(
+      TENANT,
+      [{ op: 'update', item: bumped(b, { deleted_at: LATER }), expected_version: 1 }],
+      LATER,
+    );
+    expect(await store.hasPendingVectors(TENANT, model)).toBe(false); // only a trashed item is pending
+  });
+});
