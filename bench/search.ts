@@ -357,7 +357,7 @@ export function printSearch(r: SearchBenchResult): string {
     `Text mode: ${r.passes} measured pass(es) over 200 fixed queries per size, after one warm-up pass.`,
     `Hybrid mode: 1 measured pass over ${r.hybridQueries} of those queries per size, after 20 warm-up queries.`,
     'Fallback and no-hit counts are per distinct query (first measured pass).',
-    'Every hybrid query runs the pending check (store.itemsNeedingVectors(…, 1)) and the vector scan',
+    'Every hybrid query runs the pending check (store.hasPendingVectors) and the vector scan',
     '(store.searchVectors, brute force over the cached matrix); their medians are shown above.',
   );
   return lines.join('\n');
