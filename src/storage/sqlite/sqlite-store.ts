@@ -51,6 +51,33 @@ function toRecord(row: ItemRow): ItemRecord {
   };
 }
 
+/** Filters that listing and searching share: status, any of some tags, and a range of starts_at. */
+function addSharedFilters(
+  q: { status?: readonly string[]; tags?: readonly string[]; starts_from?: string; starts_before?: string },
+  table: string,
+  where: string[],
+  params: unknown[],
+): void {
+  if (q.status?.length) {
+    where.push(`${table}.status IN (SELECT value FROM json_each(?))`);
+    params.push(JSON.stringify(q.status));
+  }
+  if (q.tags?.length) {
+    where.push(
+      `EXISTS (SELECT 1 FROM json_each(${table}.tags) t WHERE t.value IN (SELECT value FROM json_each(?)))`,
+    );
+    params.push(JSON.stringify(q.tags));
+  }
+  if (q.starts_from !== undefined) {
+    where.push(`${table}.starts_at >= ?`);
+    params.push(q.starts_from);
+  }
+  if (q.starts_before !== undefined) {
+    where.push(`${table}.starts_at < ?`);
+    params.push(q.starts_before);
+  }
+}
+
 export interface SqliteStoreOptions {
   /** Database file, or ':memory:'. */
   readonly path: string;
@@ -190,10 +217,7 @@ export class SqliteStore implements Store {
   async listItems(tenant: string, q: ItemQuery): Promise<ItemRecord[]> {
     const where = ['tenant_id = ?', 'kind = ?', q.trash ? 'deleted_at IS NOT NULL' : 'deleted_at IS NULL'];
     const params: unknown[] = [tenant, q.kind];
-    if (q.status?.length) {
-      where.push('status IN (SELECT value FROM json_each(?))');
-      params.push(JSON.stringify(q.status));
-    }
+    addSharedFilters(q, 'items', where, params);
     if (q.priority?.length) {
       where.push('priority IN (SELECT value FROM json_each(?))');
       params.push(JSON.stringify(q.priority));
@@ -203,24 +227,10 @@ export class SqliteStore implements Store {
       where.push('project_id = ?');
       params.push(q.project_id);
     }
-    if (q.tags?.length) {
-      where.push(
-        'EXISTS (SELECT 1 FROM json_each(items.tags) t WHERE t.value IN (SELECT value FROM json_each(?)))',
-      );
-      params.push(JSON.stringify(q.tags));
-    }
     for (const [key, values] of Object.entries(q.data_in ?? {})) {
       // The JSON path is a bound parameter too; booleans compare as SQLite's 1/0 on both sides.
       where.push('json_extract(data, ?) IN (SELECT value FROM json_each(?))');
       params.push(`$.${JSON.stringify(key)}`, JSON.stringify(values));
-    }
-    if (q.starts_from !== undefined) {
-      where.push('starts_at >= ?');
-      params.push(q.starts_from);
-    }
-    if (q.starts_before !== undefined) {
-      where.push('starts_at < ?');
-      params.push(q.starts_before);
     }
     if (q.overlaps) {
       where.push('starts_at < ? AND (ends_at IS NULL OR ends_at >= ?)');
@@ -375,24 +385,7 @@ export class SqliteStore implements Store {
       where.push('i.kind IN (SELECT value FROM json_each(?))');
       params.push(JSON.stringify(q.kinds));
     }
-    if (q.status?.length) {
-      where.push('i.status IN (SELECT value FROM json_each(?))');
-      params.push(JSON.stringify(q.status));
-    }
-    if (q.tags?.length) {
-      where.push(
-        'EXISTS (SELECT 1 FROM json_each(i.tags) t WHERE t.value IN (SELECT value FROM json_each(?)))',
-      );
-      params.push(JSON.stringify(q.tags));
-    }
-    if (q.starts_from !== undefined) {
-      where.push('i.starts_at >= ?');
-      params.push(q.starts_from);
-    }
-    if (q.starts_before !== undefined) {
-      where.push('i.starts_at < ?');
-      params.push(q.starts_before);
-    }
+    addSharedFilters(q, 'i', where, params);
     const filter = where.join(' AND ');
     // Rank inside the full-text index first and read item rows only for the best few: reading every matching
     // row to filter before ranking, and making a snippet for each, tripled the time of broad queries at
