@@ -18,6 +18,7 @@ import {
   checkZone,
   formatInstant,
   formatTemporal,
+  keepWallClockOffset,
   parseTemporal,
   plusMinutes,
   startOfDay,
@@ -637,14 +638,16 @@ export class Assistant {
     const provider = this.options.embeddings;
     if (!provider) return 0;
     let done = 0;
+    // One pass in id order: each batch starts after the last, so the work is linear in the number of items,
+    // and items whose embedding fails again stay pending for the next pass instead of being retried here.
+    let after: string | undefined;
     for (;;) {
-      const todo = await this.store.itemsNeedingVectors(tenant, provider.model, batch);
+      const todo = await this.store.itemsNeedingVectors(tenant, provider.model, batch, after);
       if (todo.length === 0) return done;
       await this.embed(tenant, todo);
       done += todo.length;
       onProgress?.(done);
-      const stillPending = await this.store.itemsNeedingVectors(tenant, provider.model, 1);
-      if (stillPending.length && stillPending[0]?.id === todo[0]?.id) return done;
+      after = todo[todo.length - 1]?.id;
     }
   }
 
@@ -1082,7 +1085,8 @@ export class Assistant {
         const nextDue: Temporal =
           'date' in due ? { date: formatInstant(nextAt, tz).slice(0, 10) } : { at: nextAt, tz };
         const reminder = temporalOf(r.data['reminder']);
-        const shift = reminder && 'at' in reminder ? Date.parse(reminder.at) - Date.parse(dueAt) : null;
+        const nextReminder =
+          reminder && 'at' in reminder ? keepWallClockOffset(dueAt, reminder.at, nextAt, tz) : null;
         const next: ItemRecord = {
           ...this.base('task', now, undefined),
           title: r.title,
@@ -1096,7 +1100,7 @@ export class Assistant {
             ...r.data,
             due: nextDue,
             recurrence: nextRule,
-            reminder: shift === null ? null : { at: new Date(Date.parse(nextAt) + shift).toISOString(), tz },
+            reminder: nextReminder === null ? null : { at: nextReminder, tz },
             completed_at: null,
             previous_id: r.id,
           },

@@ -22,7 +22,36 @@ export function checkZone(zone: string, field = 'timezone'): string {
       'Use an IANA time zone name such as Europe/Paris, America/New_York or UTC.',
     );
   }
-  return IANAZone.create(zone).name;
+  return canonicalZones().get(zone.toLowerCase()) ?? IANAZone.create(zone).name;
+}
+
+let zonesByLowerCase: Map<string, string> | undefined;
+
+/** IANA names by their lower-case spelling, so "europe/paris" is stored as "Europe/Paris". */
+function canonicalZones(): Map<string, string> {
+  zonesByLowerCase ??= new Map(
+    [...Intl.supportedValuesOf('timeZone'), 'UTC'].map((z) => [z.toLowerCase(), z] as const),
+  );
+  return zonesByLowerCase;
+}
+
+/**
+ * Moves `targetUtc` the way `baseUtc` moved to `newBaseUtc`, keeping their wall-clock distance in `zone`: a
+ * reminder "the evening before at 18:00" stays at 18:00 when a daylight-saving change falls in between.
+ */
+export function keepWallClockOffset(
+  baseUtc: string,
+  targetUtc: string,
+  newBaseUtc: string,
+  zone: string,
+): string {
+  const wall = (utc: string): DateTime => {
+    const local = DateTime.fromISO(utc, { zone: 'UTC' }).setZone(zone);
+    return DateTime.fromObject(local.toObject(), { zone: 'UTC' });
+  };
+  const offsetMs = wall(targetUtc).toMillis() - wall(baseUtc).toMillis();
+  const target = wall(newBaseUtc).plus({ milliseconds: offsetMs });
+  return DateTime.fromObject(target.toObject(), { zone }).toUTC().toISO() as string;
 }
 
 const MONTHS = [

@@ -164,8 +164,8 @@ export interface Store {
     vector: Float32Array | null,
     now: string,
   ): Promise<void>;
-  /** Ids of live items without a ready vector for this model. */
-  itemsNeedingVectors(tenant: string, model: string, limit: number): Promise<ItemRecord[]>;
+  /** Live items without a ready vector for this model, in id order, after `afterId` when given. */
+  itemsNeedingVectors(tenant: string, model: string, limit: number, afterId?: string): Promise<ItemRecord[]>;
   /** Whether any live item lacks a ready vector for this model (cheap enough to ask on every search). */
   hasPendingVectors(tenant: string, model: string): Promise<boolean>;
   searchVectors(

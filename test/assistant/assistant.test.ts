@@ -1040,3 +1040,59 @@ describe('filters on kind-specific fields are applied by the store, before pagin
     expect(two.items).toHaveLength(2);
   });
 });
+
+describe('wall-clock rules', () => {
+  it('a recurring task’s reminder keeps its local time when a DST change falls between it and the due time', async () => {
+    const { a } = setup();
+    // Due Monday 09:00 after the change of 2026-03-29; reminded the Saturday before at 18:00 (before the change).
+    const { task } = await a.createTask(T, {
+      title: 'Weekly report',
+      due_date: '2026-03-30T09:00',
+      reminder_date: '2026-03-28T18:00',
+      recurrence: 'FREQ=WEEKLY',
+    });
+    expect(task.reminder_date).toBe('2026-03-28T18:00:00+01:00');
+    const next = (await a.completeTask(T, task.id)).next as TaskView;
+    expect(next.due_date).toBe('2026-04-06T09:00:00+02:00');
+    expect(next.reminder_date).toBe('2026-04-04T18:00:00+02:00');
+  });
+
+  it('stores time zones under their canonical IANA spelling', async () => {
+    const { a } = setup();
+    const status = await a.updateStatus(T, { timezone: 'america/new_york' });
+    expect(status.timezone).toBe('America/New_York');
+  });
+
+  it('re-embedding is one pass: items whose embedding fails stay pending and the pass ends', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const store = new SqliteStore({ path: path.join(t.dir, 'pa.sqlite') });
+    cleanups.push(() => store.close());
+    let calls = 0;
+    const failing = {
+      model: 'flaky-1',
+      dimensions: 4,
+      relevanceFloor: 0,
+      embed: async (texts: readonly string[]): Promise<Float32Array[]> => {
+        calls++;
+        if (texts.some((x) => x.includes('poison'))) throw new Error('provider down');
+        return texts.map(() => new Float32Array([1, 0, 0, 0]));
+      },
+    };
+    const a = new Assistant({
+      store,
+      clock: () => new Date(NOW),
+      defaultTimeZone: ZONE,
+      maxUploadBytes: 1024,
+      embeddings: failing,
+      storageInfo: { database: 'sqlite:test', documents: 'database' },
+    });
+    for (let i = 0; i < 5; i++) await a.addNote(T, { text: i === 2 ? 'poison pill' : `note ${i}` });
+    expect(await store.hasPendingVectors(T, 'flaky-1')).toBe(true); // the poisoned one failed at creation
+    calls = 0;
+    const done = await a.reembed(T, 1);
+    expect(done).toBe(1); // only the pending one was tried, once
+    expect(calls).toBe(1);
+    expect(await store.hasPendingVectors(T, 'flaky-1')).toBe(true);
+  });
+});
