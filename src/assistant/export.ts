@@ -1,3 +1,4 @@
+import { DateTime } from 'luxon';
 import type { ItemKind } from '../storage/model.js';
 import type { Assistant } from './assistant.js';
 import { formatInstant } from './time.js';
@@ -55,22 +56,96 @@ function dateProp(name: string, value: string, allDayEnd = false): string {
   return `${name}:${icalInstant(value)}`;
 }
 
-export function toICalendar(events: EventView[], tasks: TaskView[], stamp: string): string {
+/** Years a VTIMEZONE covers after the last dated item (recurring series run on). */
+const ZONE_YEARS_AHEAD = 10;
+
+/**
+ * A date-time property in the item's own zone (TZID plus local time) so recurrences repeat at the same local
+ * time in calendar apps; dates stay dates, UTC stays UTC.
+ */
+function zonedProp(
+  name: string,
+  value: string,
+  zone: string,
+  zones: Map<string, number[]>,
+  allDayEnd = false,
+): string {
+  if (/^\d{4}-\d{2}-\d{2}$/.test(value) || zone === 'UTC' || zone === 'Etc/UTC')
+    return dateProp(name, value, allDayEnd);
+  const local = DateTime.fromISO(value, { setZone: true }).setZone(zone);
+  const years = zones.get(zone) ?? [];
+  years.push(local.year);
+  zones.set(zone, years);
+  return `${name};TZID=${zone}:${local.toFormat("yyyyMMdd'T'HHmmss")}`;
+}
+
+function icalOffset(minutes: number): string {
+  const sign = minutes < 0 ? '-' : '+';
+  const abs = Math.abs(minutes);
+  return `${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}${String(abs % 60).padStart(2, '0')}`;
+}
+
+/** RFC 5545 VTIMEZONE with every offset change of `zone` between two years, found with the zone database. */
+export function vtimezone(zone: string, fromYear: number, toYear: number): string[] {
+  const offsetAt = (ms: number): number => DateTime.fromMillis(ms, { zone }).offset;
+  const observance = (atMs: number, from: number, to: number): string[] => {
+    const kind = DateTime.fromMillis(atMs, { zone }).isInDST ? 'DAYLIGHT' : 'STANDARD';
+    // DTSTART of an observance is the local time just before the change, in the offset it changes from.
+    const local = DateTime.fromMillis(atMs, { zone: 'UTC' }).plus({ minutes: from });
+    return [
+      `BEGIN:${kind}`,
+      `DTSTART:${local.toFormat("yyyyMMdd'T'HHmmss")}`,
+      `TZOFFSETFROM:${icalOffset(from)}`,
+      `TZOFFSETTO:${icalOffset(to)}`,
+      `END:${kind}`,
+    ];
+  };
+  const start = Date.UTC(fromYear, 0, 1);
+  const end = Date.UTC(toYear + 1, 0, 1);
+  const out = ['BEGIN:VTIMEZONE', `TZID:${zone}`];
+  const first = offsetAt(start);
+  out.push(...observance(start, first, first));
+  let before = first;
+  for (let day = start; day < end; day += 86_400_000) {
+    const after = offsetAt(day + 86_400_000);
+    if (after === before) continue;
+    // The change happened within this day: find its minute.
+    let lo = day;
+    let hi = day + 86_400_000;
+    while (hi - lo > 60_000) {
+      const mid = lo + Math.floor((hi - lo) / 120_000) * 60_000;
+      if (offsetAt(mid) === before) lo = mid;
+      else hi = mid;
+    }
+    out.push(...observance(hi, before, after));
+    before = after;
+  }
+  out.push('END:VTIMEZONE');
+  return out;
+}
+
+export function toICalendar(events: EventView[], tasks: TaskView[], stamp: string, userZone = 'UTC'): string {
   const lines = ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//mcp-pa//EN', 'CALSCALE:GREGORIAN'];
+  const zones = new Map<string, number[]>();
+  const body: string[] = [];
   for (const e of events) {
-    lines.push('BEGIN:VEVENT', `UID:${e.id}@mcp-pa`, `DTSTAMP:${icalInstant(stamp)}`);
-    lines.push(dateProp('DTSTART', e.start_time), dateProp('DTEND', e.end_time, e.all_day));
-    lines.push(`SUMMARY:${icalText(e.title)}`);
-    if (e.description) lines.push(`DESCRIPTION:${icalText(e.description)}`);
-    if (e.location) lines.push(`LOCATION:${icalText(e.location)}`);
-    if (e.recurrence) lines.push(`RRULE:${e.recurrence}`);
+    body.push('BEGIN:VEVENT', `UID:${e.id}@mcp-pa`, `DTSTAMP:${icalInstant(stamp)}`);
+    body.push(
+      zonedProp('DTSTART', e.start_time, e.timezone, zones),
+      zonedProp('DTEND', e.end_time, e.timezone, zones, e.all_day),
+    );
+    if (e.recurrence) zones.get(e.timezone)?.push(DateTime.fromISO(e.start_time).year + ZONE_YEARS_AHEAD);
+    body.push(`SUMMARY:${icalText(e.title)}`);
+    if (e.description) body.push(`DESCRIPTION:${icalText(e.description)}`);
+    if (e.location) body.push(`LOCATION:${icalText(e.location)}`);
+    if (e.recurrence) body.push(`RRULE:${e.recurrence}`);
     for (const a of e.attendees)
-      lines.push(
+      body.push(
         `ATTENDEE;CN="${a.replace(/[\p{Cc}"]/gu, '')}":${a.includes('@') ? `mailto:${a}` : `urn:x-name:${encodeURIComponent(a)}`}`,
       );
-    if (e.tags.length) lines.push(`CATEGORIES:${e.tags.map(icalText).join(',')}`);
+    if (e.tags.length) body.push(`CATEGORIES:${e.tags.map(icalText).join(',')}`);
     if (e.reminder_minutes !== null) {
-      lines.push(
+      body.push(
         'BEGIN:VALARM',
         'ACTION:DISPLAY',
         `DESCRIPTION:${icalText(e.title)}`,
@@ -78,27 +153,32 @@ export function toICalendar(events: EventView[], tasks: TaskView[], stamp: strin
         'END:VALARM',
       );
     }
-    lines.push('END:VEVENT');
+    body.push('END:VEVENT');
   }
   for (const t of tasks) {
     if (!t.due_date) continue;
-    lines.push(
+    const zone = t.timezone ?? userZone;
+    body.push(
       'BEGIN:VTODO',
       `UID:${t.id}@mcp-pa`,
       `DTSTAMP:${icalInstant(stamp)}`,
-      dateProp('DUE', t.due_date),
+      zonedProp('DUE', t.due_date, zone, zones),
     );
-    lines.push(`SUMMARY:${icalText(t.title)}`);
-    if (t.description) lines.push(`DESCRIPTION:${icalText(t.description)}`);
-    lines.push(
+    if (t.recurrence && !/^\d{4}-\d{2}-\d{2}$/.test(t.due_date)) {
+      zones.get(zone)?.push(DateTime.fromISO(t.due_date).year + ZONE_YEARS_AHEAD);
+    }
+    body.push(`SUMMARY:${icalText(t.title)}`);
+    if (t.description) body.push(`DESCRIPTION:${icalText(t.description)}`);
+    body.push(
       `STATUS:${t.completed ? 'COMPLETED' : t.status === 'in_progress' ? 'IN-PROCESS' : 'NEEDS-ACTION'}`,
     );
-    lines.push(`PRIORITY:${{ urgent: 1, high: 3, medium: 5, low: 9 }[t.priority]}`);
-    if (t.recurrence) lines.push(`RRULE:${t.recurrence}`);
-    if (t.completed_at) lines.push(`COMPLETED:${icalInstant(t.completed_at)}`);
-    lines.push('END:VTODO');
+    body.push(`PRIORITY:${{ urgent: 1, high: 3, medium: 5, low: 9 }[t.priority]}`);
+    if (t.recurrence) body.push(`RRULE:${t.recurrence}`);
+    if (t.completed_at) body.push(`COMPLETED:${icalInstant(t.completed_at)}`);
+    body.push('END:VTODO');
   }
-  lines.push('END:VCALENDAR');
+  for (const [zone, years] of zones) lines.push(...vtimezone(zone, Math.min(...years), Math.max(...years)));
+  lines.push(...body, 'END:VCALENDAR');
   return lines.map(fold).join('\r\n') + '\r\n';
 }
 
@@ -185,6 +265,7 @@ export async function exportData(
           (byKind.get('event') ?? []) as EventView[],
           (byKind.get('task') ?? []) as TaskView[],
           now,
+          zone,
         ),
       };
   }

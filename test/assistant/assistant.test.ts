@@ -973,14 +973,37 @@ describe('export', () => {
     );
     expect(lines).toContain('LOCATION:Room 4\\, 2nd floor');
     expect(lines).toContain('CATEGORIES:work,finance');
-    expect(lines).toContain('DTSTART:20260312T130000Z');
-    expect(lines).toContain('DTEND:20260312T140000Z');
+    // Times are written in the item's zone (13:00Z is 14:00 in Paris in March), with that zone's VTIMEZONE, so
+    // a weekly series stays at 14:00 local across the change of 29 March.
+    expect(lines).toContain('DTSTART;TZID=Europe/Paris:20260312T140000');
+    expect(lines).toContain('DTEND;TZID=Europe/Paris:20260312T150000');
+    const tz = lines.slice(lines.indexOf('BEGIN:VTIMEZONE'), lines.indexOf('END:VTIMEZONE') + 1);
+    expect(tz[1]).toBe('TZID:Europe/Paris');
+    expect(lines.indexOf('BEGIN:VTIMEZONE')).toBeLessThan(lines.indexOf('BEGIN:VEVENT'));
+    // EU rule: clocks go forward at 01:00 UTC on the last Sunday of March, back at 01:00 UTC on the last
+    // Sunday of October; DTSTART is the local time just before, in the offset being left.
+    const spring = tz.indexOf('DTSTART:20260329T020000');
+    expect(tz.slice(spring - 1, spring + 4)).toEqual([
+      'BEGIN:DAYLIGHT',
+      'DTSTART:20260329T020000',
+      'TZOFFSETFROM:+0100',
+      'TZOFFSETTO:+0200',
+      'END:DAYLIGHT',
+    ]);
+    const autumn = tz.indexOf('DTSTART:20261025T030000');
+    expect(tz.slice(autumn - 1, autumn + 4)).toEqual([
+      'BEGIN:STANDARD',
+      'DTSTART:20261025T030000',
+      'TZOFFSETFROM:+0200',
+      'TZOFFSETTO:+0100',
+      'END:STANDARD',
+    ]);
     expect(lines).toContain('RRULE:FREQ=WEEKLY;COUNT=4');
     expect(lines).toContain('TRIGGER:-PT15M');
     expect(lines).toContain('DTSTART;VALUE=DATE:20260401');
     expect(lines).toContain('DTEND;VALUE=DATE:20260402');
     expect(lines).toContain('DUE;VALUE=DATE:20260310');
-    expect(lines).toContain('DUE:20260311T071500Z');
+    expect(lines).toContain('DUE;TZID=Europe/Paris:20260311T081500');
     expect(lines).toContain('STATUS:COMPLETED');
     expect(lines).toContain('ATTENDEE;CN="ann@example.com":mailto:ann@example.com');
     // A parameter value with a comma is quoted (backslash escapes are not allowed in parameters).
@@ -1094,5 +1117,27 @@ describe('wall-clock rules', () => {
     expect(done).toBe(1); // only the pending one was tried, once
     expect(calls).toBe(1);
     expect(await store.hasPendingVectors(T, 'flaky-1')).toBe(true);
+  });
+});
+
+describe('vtimezone', () => {
+  it('a zone without daylight saving has one observance; New York has two changes a year', async () => {
+    const { vtimezone } = await import('../../src/assistant/export.js');
+    expect(vtimezone('Asia/Tokyo', 2026, 2027)).toEqual([
+      'BEGIN:VTIMEZONE',
+      'TZID:Asia/Tokyo',
+      'BEGIN:STANDARD',
+      'DTSTART:20260101T090000',
+      'TZOFFSETFROM:+0900',
+      'TZOFFSETTO:+0900',
+      'END:STANDARD',
+      'END:VTIMEZONE',
+    ]);
+    const ny = vtimezone('America/New_York', 2026, 2026);
+    // US rule: second Sunday of March and first Sunday of November, at 02:00 local.
+    expect(ny).toContain('DTSTART:20260308T020000');
+    expect(ny).toContain('DTSTART:20261101T020000');
+    expect(ny.filter((l) => l === 'BEGIN:DAYLIGHT')).toHaveLength(1);
+    expect(ny.filter((l) => l === 'BEGIN:STANDARD')).toHaveLength(2); // the opening one and November's
   });
 });
