@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { configSchema, type ParsedConfig } from './schema.js';
+import { suggest } from './suggest.js';
 
 /** The effective, validated configuration. Frozen; nothing else in the program reads the environment. */
 export interface Config {
@@ -209,34 +210,6 @@ function convert(
       if (/^(0|false|no|off)$/i.test(text)) return { ok: true, value: false };
       return { ok: false, message: `expected true or false, got "${raw}"` };
   }
-}
-
-/** Levenshtein distance, for "did you mean" hints on unknown keys. */
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0] as number;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j] as number;
-      row[j] = Math.min(cur + 1, (row[j - 1] as number) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length] as number;
-}
-
-export function suggest(word: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestScore = Infinity;
-  for (const c of candidates) {
-    const d = distance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestScore) {
-      bestScore = d;
-      best = c;
-    }
-  }
-  return best !== undefined && bestScore <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
 }
 
 /** The keys an object schema accepts at a path of the configuration. */

@@ -7,6 +7,7 @@ import { exportData, EXPORT_FORMATS } from '../assistant/export.js';
 import { search } from '../assistant/search.js';
 import type { BatchResult } from '../assistant/assistant.js';
 import { StoreUnavailableError } from '../storage/model.js';
+import { suggest } from '../config/suggest.js';
 import { SCOPES, type CallerContext, type McpDependencies } from './context.js';
 import {
   clientRef,
@@ -102,6 +103,16 @@ export function toolError(err: unknown, deps: McpDependencies, tool: string): Ca
   };
 }
 
+/** "unknown argument "titel" — did you mean "title"? (allowed: …)", for each argument the tool does not take. */
+function unknownArguments(keys: readonly string[], shape: z.ZodRawShape): string {
+  const allowed = Object.keys(shape);
+  const each = keys.map((k) => {
+    const hint = suggest(k, allowed);
+    return `unknown argument "${k}"${hint ? ` — did you mean "${hint}"?` : ''}`;
+  });
+  return `${each.join('; ')} (allowed: ${allowed.join(', ') || 'none'})`;
+}
+
 /** Registers every tool on a server. */
 export function registerTools(server: McpServer, deps: McpDependencies): void {
   const a = deps.assistant;
@@ -128,7 +139,10 @@ export function registerTools(server: McpServer, deps: McpDependencies): void {
       {
         title: def.title,
         description: def.description,
-        inputSchema: z.strictObject(def.input),
+        inputSchema: z.strictObject(def.input, {
+          error: (issue) =>
+            issue.code === 'unrecognized_keys' ? unknownArguments(issue.keys, def.input) : undefined,
+        }),
         outputSchema: def.output,
         annotations: { title: def.title, ...def.annotations },
       },

@@ -283,7 +283,7 @@ const cases: BadCase[] = [
     tool: 'create_todo',
     args: () => ({ titel: 'Buy bread' }),
     field: 'titel',
-    why: [/unrecognized key/i],
+    why: [/unknown argument "titel" — did you mean "title"\?/, /allowed: title, description/],
   },
   // ------------------------------------------------------------ bad recurrence
   {
