@@ -627,10 +627,12 @@ export class Assistant {
     } catch {
       vectors = records.map(() => null); // stored as pending, never as a zero vector
     }
-    const now = this.now();
-    for (const [i, r] of records.entries()) {
-      await this.store.putVector(tenant, r.id, provider.model, vectors[i] ?? null, now);
-    }
+    await this.store.putVectors(
+      tenant,
+      provider.model,
+      records.map((r, i) => ({ id: r.id, vector: vectors[i] ?? null })),
+      this.now(),
+    );
   }
 
   /** Embeds items that have no current vector (new model, earlier failure). Returns how many were done. */

@@ -313,10 +313,10 @@ export async function importLegacy(
     }
   }
 
-  const done = await store.importedRefs([
-    ...records.map((r) => r.record.client_ref as string),
-    ...(profile !== null ? [profileRef] : []),
-  ]);
+  const done = await store.importedRefs(
+    [...records.map((r) => r.record.client_ref as string), ...(profile !== null ? [profileRef] : [])],
+    o.tenant,
+  );
   if (profile !== null) {
     if (done.has(profileRef) || (await store.getProfile(o.tenant))) {
       bump('user_status', 'already');

@@ -151,8 +151,11 @@ export interface Store {
     tenant: string,
     projectIds: readonly string[],
   ): Promise<Map<string, { total: number; done: number }>>;
-  /** Which of these legacy refs were imported before (even if their items were deleted since). */
-  importedRefs(refs: readonly string[]): Promise<Set<string>>;
+  /**
+   * Which of these legacy refs were imported before (even if their items were deleted since). PostgreSQL keeps
+   * them per tenant and needs `tenant`; SQLite (one local user) keeps them for the whole file and ignores it.
+   */
+  importedRefs(refs: readonly string[], tenant?: string): Promise<Set<string>>;
   /** Applies every op or none. Throws StoreConflictError when an update's version is stale. */
   write(tenant: string, ops: readonly WriteOp[], now: string): Promise<WriteResult>;
   getContent(tenant: string, id: string): Promise<Uint8Array | null>;
@@ -164,10 +167,22 @@ export interface Store {
     vector: Float32Array | null,
     now: string,
   ): Promise<void>;
+  /** putVector for many items in one transaction (null: pending). */
+  putVectors(
+    tenant: string,
+    model: string,
+    entries: readonly { readonly id: string; readonly vector: Float32Array | null }[],
+    now: string,
+  ): Promise<void>;
   /** Live items without a ready vector for this model, in id order, after `afterId` when given. */
   itemsNeedingVectors(tenant: string, model: string, limit: number, afterId?: string): Promise<ItemRecord[]>;
   /** Whether any live item lacks a ready vector for this model (cheap enough to ask on every search). */
   hasPendingVectors(tenant: string, model: string): Promise<boolean>;
+  /**
+   * Across tenants (background re-embedding): distinct tenants having live items without a ready vector for this
+   * model (no vector, pending, or made by another model), in tenant order, at most `limit`.
+   */
+  tenantsNeedingVectors(model: string, limit: number): Promise<string[]>;
   searchVectors(
     tenant: string,
     query: Float32Array,

@@ -442,20 +442,32 @@ export class SqliteStore implements Store {
     vector: Float32Array | null,
     now: string,
   ): Promise<void> {
-    this.db
-      .prepare(
-        `INSERT INTO item_vectors (item_id, tenant_id, model, status, vector, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (item_id) DO UPDATE SET model = excluded.model, status = excluded.status,
-           vector = excluded.vector, updated_at = excluded.updated_at`,
-      )
-      .run(
-        id,
-        tenant,
-        model,
-        vector ? 'ready' : 'pending',
-        vector ? Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength) : null,
-        now,
-      );
+    await this.putVectors(tenant, model, [{ id, vector }], now);
+  }
+
+  async putVectors(
+    tenant: string,
+    model: string,
+    entries: readonly { readonly id: string; readonly vector: Float32Array | null }[],
+    now: string,
+  ): Promise<void> {
+    const put = this.db.prepare(
+      `INSERT INTO item_vectors (item_id, tenant_id, model, status, vector, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (item_id) DO UPDATE SET model = excluded.model, status = excluded.status,
+         vector = excluded.vector, updated_at = excluded.updated_at`,
+    );
+    this.db.transaction(() => {
+      for (const { id, vector } of entries) {
+        put.run(
+          id,
+          tenant,
+          model,
+          vector ? 'ready' : 'pending',
+          vector ? Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength) : null,
+          now,
+        );
+      }
+    })();
     this.generation++;
   }
 
@@ -482,6 +494,17 @@ export class SqliteStore implements Store {
         .get(tenant) !== undefined;
     this.pendingCache.set(key, { generation: this.generation, pending });
     return pending;
+  }
+
+  async tenantsNeedingVectors(model: string, limit: number): Promise<string[]> {
+    const rows = this.db
+      .prepare(
+        `SELECT DISTINCT i.tenant_id AS tenant FROM items i LEFT JOIN item_vectors v ON v.item_id = i.id
+         WHERE i.deleted_at IS NULL AND (v.item_id IS NULL OR v.status = 'pending' OR v.model <> ?)
+         ORDER BY i.tenant_id LIMIT ?`,
+      )
+      .all(model, limit) as { tenant: string }[];
+    return rows.map((r) => r.tenant);
   }
 
   async itemsNeedingVectors(
