@@ -5,7 +5,8 @@ import { importLegacy, legacyRefs, type LegacyImportReport } from '../assistant/
 import type { Config } from '../config/index.js';
 import { ChangeHub, LOCAL_CALLER } from '../mcp/context.js';
 import type { Logger } from '../observability/logger.js';
-import { HashEmbeddingProvider } from '../storage/embeddings/provider.js';
+import { Reembedder, reportingFailures } from '../assistant/reembedder.js';
+import { createEmbeddingProvider } from '../storage/embeddings/index.js';
 import {
   backupDatabase,
   hasLegacyTables,
@@ -22,8 +23,10 @@ export interface LocalApp {
   readonly assistant: Assistant;
   readonly hub: ChangeHub;
   readonly tenant: string;
-  /** Resolves when background work started at open (re-embedding) has finished. */
+  /** Resolves when background work started at open (the first re-embedding pass) has finished. */
   readonly background: Promise<void>;
+  /** Re-embeds items whose vectors are missing, pending or outdated (absent when semantic search is off). */
+  readonly reembedder: Reembedder | undefined;
   close(): Promise<void>;
 }
 
@@ -115,10 +118,10 @@ export async function openLocalApp(
   }
   const store = new SqliteStore({ path: file, documentsDir: config.documents.dir });
   const hub = new ChangeHub();
-  const embeddings =
-    config.features.vector_search && config.embeddings.provider === 'hash'
-      ? new HashEmbeddingProvider(config.embeddings.dimensions)
-      : undefined;
+  const provider = createEmbeddingProvider(config, logger);
+  // Writes whose embedding fails leave their items pending; the worker is told and picks them up later.
+  const onFailure = { notify: (): void => undefined };
+  const embeddings = provider && reportingFailures(provider, () => onFailure.notify());
   const assistant = new Assistant({
     store,
     ...(options.clock ? { clock: options.clock } : {}),
@@ -131,23 +134,18 @@ export async function openLocalApp(
       documents: config.documents.dir ? `folder:${config.documents.dir}` : 'database',
     },
   });
+  const reembedder = embeddings ? new Reembedder({ assistant, store, logger }) : undefined;
+  if (reembedder) onFailure.notify = () => reembedder.failed();
   const app = { config, store, assistant, hub, tenant };
   if (legacy?.pending) await runLegacyImport(app, legacy.rows, logger);
-  const background = embeddings
-    ? assistant
-        .reembed(tenant)
-        .then((n) => {
-          if (n > 0) logger.info({ items: n, model: embeddings.model }, 'embedded items for semantic search');
-        })
-        .catch((err: unknown) =>
-          logger.warn({ err: (err as Error).message }, 'embedding failed; search uses text only'),
-        )
-    : Promise.resolve();
+  const background = reembedder ? reembedder.start() : Promise.resolve();
   return {
     ...app,
     background,
+    reembedder,
     close: async () => {
-      await background;
+      embeddings?.close?.();
+      await reembedder?.close();
       await store.close();
     },
   };

@@ -8,7 +8,10 @@ export interface EmbeddingProvider {
    * Applied to raw similarities before fusion; fused scores are ranks and are never thresholded.
    */
   readonly relevanceFloor: number;
+  /** Throws when the vectors cannot be made; callers store the items as pending instead. */
   embed(texts: readonly string[]): Promise<Float32Array[]>;
+  /** Stops work in flight (remote providers); later calls fail. */
+  close?(): void;
 }
 
 /**
@@ -18,9 +21,13 @@ export interface EmbeddingProvider {
 export class HashEmbeddingProvider implements EmbeddingProvider {
   readonly model: string;
   /** Texts sharing no word score about 0 (hash collisions add a little); one shared word among ten scores ≈ 0.3. */
-  readonly relevanceFloor = 0.12;
-  constructor(readonly dimensions = 256) {
+  readonly relevanceFloor: number;
+  constructor(
+    readonly dimensions = 256,
+    relevanceFloor = 0.12,
+  ) {
     this.model = `hash-v1-${dimensions}`;
+    this.relevanceFloor = relevanceFloor;
   }
 
   async embed(texts: readonly string[]): Promise<Float32Array[]> {
