@@ -30,12 +30,26 @@ export interface Config {
     max_file_size_mb: number;
     max_file_size_bytes: number;
   }>;
-  readonly embeddings: Readonly<{ provider: 'none' | 'hash'; dimensions: number }>;
+  readonly embeddings: Readonly<{
+    provider: 'none' | 'hash' | 'openai-compatible';
+    /** Vector length (256 for hash unless set; always set for openai-compatible). */
+    dimensions: number;
+    base_url: string | undefined;
+    model: string | undefined;
+    /** Secret: redactConfig replaces it. */
+    api_key: string | undefined;
+    send_dimensions: boolean;
+    timeout_ms: number;
+    max_retries: number;
+    batch_size: number;
+    relevance_floor: number | undefined;
+  }>;
   readonly assistant: Readonly<{ timezone: string | undefined }>;
   readonly logging: Readonly<ParsedConfig['logging']>;
 }
 
-type ValueKind = 'string' | 'integer' | 'number' | 'boolean';
+/** `list`: comma-separated strings (blank entries dropped). */
+type ValueKind = 'string' | 'integer' | 'number' | 'boolean' | 'list';
 
 /** One environment variable and the configuration key it sets. */
 export interface EnvBinding {
@@ -82,6 +96,48 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { name: 'MCP_TLS_CERT', key: ['server', 'tls_cert'], kind: 'string', description: 'TLS certificate file' },
   { name: 'MCP_TLS_KEY', key: ['server', 'tls_key'], kind: 'string', description: 'TLS private key file' },
   {
+    name: 'MCP_TLS_REQUIRED',
+    key: ['server', 'tls_required'],
+    kind: 'boolean',
+    description: 'refuse to serve without TLS (false: plain HTTP, loopback only)',
+  },
+  {
+    name: 'MCP_SESSIONS',
+    key: ['server', 'sessions'],
+    kind: 'string',
+    description: 'stateful or stateless MCP sessions',
+  },
+  {
+    name: 'MCP_ALLOWED_ORIGINS',
+    key: ['server', 'allowed_origins'],
+    kind: 'list',
+    description: 'browser origins allowed on /mcp, comma-separated',
+  },
+  {
+    name: 'MCP_BODY_LIMIT_MB',
+    key: ['server', 'body_limit_mb'],
+    kind: 'number',
+    description: 'largest /mcp request body (MiB)',
+  },
+  {
+    name: 'MCP_MAX_SESSIONS',
+    key: ['server', 'max_sessions'],
+    kind: 'integer',
+    description: 'stateful sessions kept at once',
+  },
+  {
+    name: 'MCP_SESSION_IDLE_TIMEOUT',
+    key: ['server', 'session_idle_timeout_s'],
+    kind: 'integer',
+    description: 'idle session lifetime (s)',
+  },
+  {
+    name: 'MCP_SHUTDOWN_GRACE',
+    key: ['server', 'shutdown_grace_s'],
+    kind: 'number',
+    description: 'drain time on shutdown (s)',
+  },
+  {
     name: 'MCP_OAUTH_ISSUER',
     key: ['authentication', 'issuer'],
     kind: 'string',
@@ -117,7 +173,31 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
     name: 'MCP_EMBEDDINGS_PROVIDER',
     key: ['embeddings', 'provider'],
     kind: 'string',
-    description: 'none or hash',
+    description: 'none, hash or openai-compatible',
+  },
+  {
+    name: 'MCP_EMBEDDINGS_BASE_URL',
+    key: ['embeddings', 'base_url'],
+    kind: 'string',
+    description: 'embeddings API base URL',
+  },
+  {
+    name: 'MCP_EMBEDDINGS_MODEL',
+    key: ['embeddings', 'model'],
+    kind: 'string',
+    description: 'embedding model',
+  },
+  {
+    name: 'MCP_EMBEDDINGS_API_KEY',
+    key: ['embeddings', 'api_key'],
+    kind: 'string',
+    description: 'embeddings API key (secret)',
+  },
+  {
+    name: 'MCP_EMBEDDINGS_DIMENSIONS',
+    key: ['embeddings', 'dimensions'],
+    kind: 'integer',
+    description: 'embedding vector length',
   },
   {
     name: 'MCP_TIMEZONE',
@@ -167,6 +247,8 @@ export interface LoadOptions {
   flags?: Readonly<Record<string, string | undefined>>;
   /** Path of a JSON configuration file (the --config flag); else MCP_CONFIG. */
   configFile?: string;
+  /** Forces the mode, above every other source (the `serve` command runs HTTP mode). */
+  mode?: 'local' | 'http';
 }
 
 type Json = Record<string, unknown>;
@@ -209,6 +291,14 @@ function convert(
       if (/^(1|true|yes|on)$/i.test(text)) return { ok: true, value: true };
       if (/^(0|false|no|off)$/i.test(text)) return { ok: true, value: false };
       return { ok: false, message: `expected true or false, got "${raw}"` };
+    case 'list':
+      return {
+        ok: true,
+        value: text
+          .split(',')
+          .map((v) => v.trim())
+          .filter((v) => v !== ''),
+      };
   }
 }
 
@@ -331,6 +421,9 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     const value = flags[binding.flag];
     if (value !== undefined) apply(binding.key, value, binding.kind, `flag --${binding.flag}`);
   }
+  if (options.mode !== undefined) {
+    apply(['mode'], options.mode, 'string', options.mode === 'http' ? 'command serve' : 'command');
+  }
 
   const result = configSchema.safeParse(raw);
   if (!result.success) {
@@ -358,7 +451,11 @@ function resolve(parsed: ParsedConfig, configFile: string | undefined): Config {
   const dataDir = path.resolve(expandHome(parsed.data_dir));
   const fileRel = (p: string | undefined): string | undefined =>
     p === undefined ? undefined : path.resolve(expandHome(p));
-  const vector = parsed.features.vector_search ?? !isLocal;
+  const embeddingProvider = parsed.embeddings.provider;
+  // Naming a provider turns semantic search on unless features.vector_search says otherwise.
+  const vector =
+    parsed.features.vector_search ??
+    (!isLocal || (embeddingProvider !== undefined && embeddingProvider !== 'none'));
   const config: Config = {
     mode: parsed.mode,
     transport: parsed.transport ?? (isLocal ? 'stdio' : 'https'),
@@ -394,8 +491,13 @@ function resolve(parsed: ParsedConfig, configFile: string | undefined): Config {
       max_file_size_bytes: Math.floor(parsed.documents.max_file_size_mb * 1024 * 1024),
     },
     embeddings: {
-      provider: parsed.embeddings.provider ?? (vector ? 'hash' : 'none'),
-      dimensions: parsed.embeddings.dimensions,
+      ...parsed.embeddings,
+      provider: embeddingProvider ?? (vector ? 'hash' : 'none'),
+      dimensions: parsed.embeddings.dimensions ?? 256,
+      base_url: parsed.embeddings.base_url,
+      model: parsed.embeddings.model,
+      api_key: parsed.embeddings.api_key,
+      relevance_floor: parsed.embeddings.relevance_floor,
     },
     assistant: { timezone: parsed.assistant.timezone },
     logging: parsed.logging,
@@ -409,7 +511,9 @@ const REDACTED = '[redacted]';
 export function redactConfig(config: Config): Record<string, unknown> {
   const copy = JSON.parse(JSON.stringify(config)) as {
     database: { connection_string?: string };
+    embeddings: { api_key?: string };
   } & Record<string, unknown>;
+  if (copy.embeddings.api_key !== undefined) copy.embeddings.api_key = REDACTED;
   const cs = copy.database.connection_string;
   if (cs !== undefined) {
     try {

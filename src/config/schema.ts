@@ -17,6 +17,19 @@ export const CLIENT_AUTH_METHODS = [
   'tls_client_auth',
 ] as const;
 
+/** A bare web origin: http(s)://host[:port], nothing after it (a trailing slash is tolerated). */
+export function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (
+      (url.protocol === 'https:' || url.protocol === 'http:') &&
+      value.replace(/\/$/, '').toLowerCase() === url.origin.toLowerCase()
+    );
+  } catch {
+    return false;
+  }
+}
+
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const serverSchema = z
@@ -33,6 +46,53 @@ const serverSchema = z
       .describe('Public URL of the server when behind a proxy (canonical MCP URI base).'),
     tls_cert: z.string().min(1).optional().describe('PEM certificate chain file (MCP_TLS_CERT).'),
     tls_key: z.string().min(1).optional().describe('PEM private key file (MCP_TLS_KEY).'),
+    sessions: z
+      .enum(['stateful', 'stateless'])
+      .default('stateful')
+      .describe(
+        'MCP sessions: stateful (a session per client, resource notifications on its stream) or stateless (no session; any replica answers any request).',
+      ),
+    allowed_origins: z
+      .array(
+        z.string().refine(isOrigin, {
+          error:
+            'not an origin (allowed: scheme://host[:port] with http or https, e.g. https://app.example.com)',
+        }),
+      )
+      .default([])
+      .describe(
+        "Browser origins allowed to call /mcp besides the server's own (its listening URL on loopback, and public_url).",
+      ),
+    body_limit_mb: z
+      .number()
+      .positive()
+      .max(1024)
+      .optional()
+      .describe(
+        'Largest /mcp request body, in MiB (default: the largest upload, base64-encoded, plus 1 MiB).',
+      ),
+    max_sessions: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .default(1000)
+      .describe(
+        'Stateful sessions kept at once; the least recently active idle one makes room for a new one.',
+      ),
+    session_idle_timeout_s: z
+      .number()
+      .int()
+      .min(10)
+      .max(86_400)
+      .default(1800)
+      .describe('A stateful session without requests for this many seconds ends.'),
+    shutdown_grace_s: z
+      .number()
+      .min(0)
+      .max(600)
+      .default(10)
+      .describe('On shutdown, seconds in-flight requests get to finish before connections are cut.'),
   })
   .describe('HTTP mode listener settings.');
 
@@ -95,7 +155,9 @@ const featuresSchema = z
     vector_search: z
       .boolean()
       .optional()
-      .describe('Semantic search with embeddings (default: off in local mode, on in HTTP mode).'),
+      .describe(
+        'Semantic search with embeddings (default: on in HTTP mode or when embeddings.provider names one; else off).',
+      ),
     multi_tenant: z
       .boolean()
       .optional()
@@ -123,15 +185,148 @@ const documentsSchema = z
   })
   .describe('Document uploads.');
 
+/** Hosts where plain http is acceptable for an embeddings API: the request never leaves the machine. */
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h);
+}
+
+export const EMBEDDING_PROVIDERS = ['none', 'hash', 'openai-compatible'] as const;
+
+/** Keys that only the openai-compatible provider reads. */
+const OPENAI_ONLY_KEYS = ['base_url', 'model', 'api_key'] as const;
+
 const embeddingsSchema = z
   .strictObject({
     provider: z
-      .enum(['none', 'hash'])
+      .enum(EMBEDDING_PROVIDERS)
       .optional()
       .describe(
-        'Embedding provider: hash (offline, deterministic) or none. Default: hash when vector_search is on.',
+        'Embedding provider: hash (offline, deterministic), openai-compatible (OpenAI, Ollama, vLLM, LM Studio… by base_url) or none. Default: hash when vector_search is on.',
       ),
-    dimensions: z.number().int().min(16).max(4096).default(256).describe('Vector size of the hash provider.'),
+    dimensions: z
+      .number()
+      .int()
+      .min(16)
+      .max(4096)
+      .optional()
+      .describe(
+        'Vector length: of the hash provider (default 256), or of the model (required for openai-compatible; every response is checked against it).',
+      ),
+    base_url: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .describe(
+        'openai-compatible: API base URL, e.g. https://api.openai.com/v1 or http://localhost:11434/v1 (Ollama); https unless the host is loopback.',
+      ),
+    model: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('openai-compatible: model name, e.g. text-embedding-3-small or nomic-embed-text.'),
+    api_key: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('openai-compatible: API key sent as a bearer token (secret: redacted).'),
+    send_dimensions: z
+      .boolean()
+      .default(true)
+      .describe(
+        'openai-compatible: send `dimensions` in requests (models that refuse it are then asked without it).',
+      ),
+    timeout_ms: z
+      .number()
+      .int()
+      .min(100)
+      .max(600_000)
+      .default(30_000)
+      .describe('openai-compatible: time limit of one request, in milliseconds.'),
+    max_retries: z
+      .number()
+      .int()
+      .min(0)
+      .max(10)
+      .default(3)
+      .describe(
+        'openai-compatible: retries after network errors, timeouts, 408, 429 and 5xx (with backoff).',
+      ),
+    batch_size: z
+      .number()
+      .int()
+      .min(1)
+      .max(2048)
+      .default(64)
+      .describe('openai-compatible: texts per request.'),
+    relevance_floor: z
+      .number()
+      .min(-1)
+      .max(1)
+      .optional()
+      .describe(
+        'Cosine similarity at or below which a semantic match is ignored (model-specific; default 0.12 for hash, 0.2 for openai-compatible).',
+      ),
+  })
+  .superRefine((e, ctx) => {
+    if (e.provider === 'openai-compatible') {
+      if (e.base_url === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['base_url'],
+          message:
+            'required when embeddings.provider is openai-compatible (e.g. https://api.openai.com/v1, or http://localhost:11434/v1 for Ollama)',
+        });
+      } else {
+        const url = new URL(e.base_url);
+        if (url.protocol !== 'https:' && !isLoopbackHost(url.hostname)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['base_url'],
+            message: `must use https for ${url.hostname}: the key and your text would cross the network in clear (allowed: https://…, or http:// on localhost, 127.0.0.1 or ::1)`,
+          });
+        }
+        if (url.username || url.password) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['base_url'],
+            message: 'must not contain credentials (put the key in embeddings.api_key)',
+          });
+        }
+        if (url.search || url.hash) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['base_url'],
+            message:
+              'must not have a query or fragment (allowed: the API base, e.g. https://api.openai.com/v1)',
+          });
+        }
+      }
+      if (e.model === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['model'],
+          message:
+            'required when embeddings.provider is openai-compatible (e.g. text-embedding-3-small, nomic-embed-text)',
+        });
+      }
+      if (e.dimensions === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['dimensions'],
+          message:
+            "required when embeddings.provider is openai-compatible: the length of the model's vectors (e.g. 1536 for text-embedding-3-small, 768 for nomic-embed-text)",
+        });
+      }
+    } else {
+      for (const key of OPENAI_ONLY_KEYS) {
+        if (e[key] === undefined) continue;
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: `only used by the openai-compatible provider (embeddings.provider is ${e.provider ?? 'not set'}; set it to "openai-compatible" to use this key)`,
+        });
+      }
+    }
   })
   .describe('Embeddings for semantic search.');
 
