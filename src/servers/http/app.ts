@@ -1,0 +1,263 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { SecureContextOptions, Server as TlsServer } from 'node:tls';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import type { CallerContext, McpDependencies } from '../../mcp/context.js';
+import type { Logger } from '../../observability/logger.js';
+import {
+  hostnameOf,
+  isLoopbackHost,
+  jsonRpcError,
+  loopbackHostnames,
+  OriginPolicy,
+  originOf,
+  parseAllowedOrigin,
+  RPC,
+} from './guards.js';
+import { MCP_PATH, registerMcpRoute } from './mcp-route.js';
+import { computeToolList, ServerPool, SessionRegistry } from './sessions.js';
+
+export interface HttpAppOptions {
+  host: string;
+  /** 0 = any free port. */
+  port: number;
+  /** null = plain HTTP (the caller already checked it is a loopback bind). */
+  tls: SecureContextOptions | null;
+  sessions: 'stateful' | 'stateless';
+  /** Browser Origins allowed besides the server's own (its listening URL on loopback, and publicUrl). */
+  allowedOrigins: readonly string[];
+  /** Largest accepted /mcp request body, in bytes (413 above). */
+  bodyLimitBytes: number;
+  publicUrl?: string | undefined;
+  mcp: Omit<McpDependencies, 'caller' | 'completionTenant'>;
+  defaultTimeZone: string;
+  readiness: () => Promise<{ ok: true } | { ok: false; reason: string }>;
+  /** Who is calling (auth comes in a later issue; for now the server passes a fixed caller). null = unauthenticated → 401. */
+  caller: (req: IncomingMessage) => CallerContext | null;
+  logger: Logger;
+  /** How long close() lets in-flight requests finish before it cuts the connections (default 10 s). */
+  shutdownGraceMs?: number;
+  /** Stateful mode: most live sessions; the least recently active idle one makes room (default 1000). */
+  maxSessions?: number;
+  /** Stateful mode: a session without requests for this long ends (default 30 minutes). */
+  sessionIdleMs?: number;
+  /** Stateless mode: built MCP servers kept for reuse (default 32; 0 builds one per request, for comparison). */
+  serverPoolSize?: number;
+  /** Answer tools/list from a list computed once at start (default true; false lets the SDK convert every time). */
+  cacheToolList?: boolean;
+}
+
+export interface RunningHttpApp {
+  /** The MCP endpoint on the listening address, e.g. https://127.0.0.1:8443/mcp. */
+  readonly url: string;
+  readonly port: number;
+  /** New connections present the new certificate; established connections keep theirs. */
+  reloadTls(options: SecureContextOptions): void;
+  /** Stops accepting, lets in-flight requests finish (bounded by shutdownGraceMs), ends streams and sessions. */
+  close(): Promise<void>;
+}
+
+export const DEFAULTS = {
+  shutdownGraceMs: 10_000,
+  maxSessions: 1000,
+  sessionIdleMs: 30 * 60 * 1000,
+  serverPoolSize: 32,
+  readinessTimeoutMs: 5_000,
+} as const;
+
+const HSTS = 'max-age=31536000; includeSubDomains';
+
+function urlHost(host: string): string {
+  const bare = host.replace(/^\[(.*)\]$/, '$1');
+  return bare.includes(':') ? `[${bare}]` : bare;
+}
+
+function positive(name: string, value: number, allowZero = false): number {
+  if (!Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
+    throw new Error(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} number (got ${value})`);
+  }
+  return value;
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(message)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Starts the HTTP(S) server: MCP Streamable HTTP at /mcp, /healthz and /readyz. */
+export async function startHttpApp(options: HttpAppOptions): Promise<RunningHttpApp> {
+  const logger = options.logger.child({ component: 'http' });
+  const graceMs = positive('shutdownGraceMs', options.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs, true);
+  const maxSessions = positive('maxSessions', options.maxSessions ?? DEFAULTS.maxSessions);
+  const idleMs = positive('sessionIdleMs', options.sessionIdleMs ?? DEFAULTS.sessionIdleMs);
+  const poolSize = positive('serverPoolSize', options.serverPoolSize ?? DEFAULTS.serverPoolSize, true);
+  positive('bodyLimitBytes', options.bodyLimitBytes);
+  const configuredOrigins = options.allowedOrigins.map(parseAllowedOrigin);
+  const publicOrigin = options.publicUrl === undefined ? undefined : originOf(options.publicUrl);
+  if (options.publicUrl !== undefined && publicOrigin === null) {
+    throw new Error(`publicUrl "${options.publicUrl}" is not an http(s) URL`);
+  }
+  const tls = options.tls !== null;
+  const scheme = tls ? 'https' : 'http';
+  const allowedHosts = loopbackHostnames(options.host, options.publicUrl);
+
+  const app: FastifyInstance = Fastify({
+    loggerInstance: logger,
+    // Requests are logged once, when their response closes (hijacked /mcp responses included): see onRequest.
+    logController: new LogController({ disableRequestLogging: true }),
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    ...(options.tls !== null ? { https: options.tls } : {}),
+  }) as unknown as FastifyInstance;
+
+  const inFlight = new Set<ServerResponse>();
+  let closing: Promise<void> | undefined;
+
+  app.addHook('onRequest', async (req, reply) => {
+    const res = reply.raw;
+    const started = performance.now();
+    inFlight.add(res);
+    res.once('close', () => {
+      inFlight.delete(res);
+      const status = res.statusCode;
+      const entry = {
+        reqId: req.id,
+        method: req.method,
+        path: req.url.split('?')[0],
+        status,
+        ms: Math.round((performance.now() - started) * 10) / 10,
+        ...(res.writableFinished ? {} : { aborted: true }),
+      };
+      if (status >= 500) logger.warn(entry, 'request');
+      else if (status >= 400) logger.info(entry, 'request');
+      else logger.debug(entry, 'request');
+      // While closing, a keep-alive connection whose request just ended must not linger until its timeout.
+      if (closing !== undefined) setImmediate(() => (app.server as HttpServer).closeIdleConnections());
+    });
+    // Set on the raw response: they survive reply.hijack(), which /mcp uses to hand the response to the SDK.
+    const hostname = hostnameOf(req.headers.host);
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Referrer-Policy', 'no-referrer');
+    res.setHeader('X-Frame-Options', 'DENY');
+    res.setHeader('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'");
+    res.setHeader('X-Request-Id', req.id);
+    // Not for the name localhost: browsers would then force https on every local port (IP hosts are ignored anyway).
+    if (tls && hostname !== null && hostname !== 'localhost' && !hostname.endsWith('.localhost')) {
+      res.setHeader('Strict-Transport-Security', HSTS);
+    }
+    if (closing !== undefined) res.setHeader('Connection', 'close');
+    if (allowedHosts !== null && (hostname === null || !allowedHosts.has(hostname))) {
+      const message = `Forbidden: Host ${req.headers.host ?? '(none)'} is not this server (DNS rebinding protection; allowed: ${[...allowedHosts].join(', ')} with any port)`;
+      return reply
+        .code(403)
+        .header('content-type', 'application/json')
+        .send(JSON.stringify(jsonRpcError(RPC.server, message)));
+    }
+    return undefined;
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    if (closing !== undefined)
+      return reply.code(503).send({ status: 'unavailable', reason: 'shutting down' });
+    let result: { ok: true } | { ok: false; reason: string };
+    try {
+      result = await withTimeout(
+        options.readiness(),
+        DEFAULTS.readinessTimeoutMs,
+        'readiness check timed out',
+      );
+    } catch (err) {
+      result = { ok: false, reason: (err as Error).message };
+    }
+    if (result.ok) return { status: 'ready' };
+    return reply.code(503).send({ status: 'unavailable', reason: result.reason });
+  });
+
+  const registry = new SessionRegistry({
+    maxSessions,
+    idleMs,
+    onEvict: (s, reason) => logger.info({ session: s.id.slice(0, 8), reason }, 'MCP session ended'),
+  });
+  const toolList =
+    options.cacheToolList === false ? undefined : await computeToolList(options.mcp, options.defaultTimeZone);
+  const pool = new ServerPool(options.mcp, options.defaultTimeZone, poolSize, toolList);
+  // Own origins depend on the port, known only after listen: the policy reads them late.
+  const ownOrigins: string[] = [];
+  if (publicOrigin) ownOrigins.push(publicOrigin);
+  const origins = new OriginPolicy(ownOrigins, configuredOrigins);
+  registerMcpRoute(app, {
+    sessions: options.sessions,
+    bodyLimitBytes: options.bodyLimitBytes,
+    origins,
+    caller: options.caller,
+    deps: options.mcp,
+    defaultTimeZone: options.defaultTimeZone,
+    registry,
+    pool,
+    logger,
+    toolList,
+  });
+
+  await app.listen({ host: options.host, port: options.port });
+  const address = app.server.address() as AddressInfo;
+  const port = address.port;
+  const listeningNames = isLoopbackHost(options.host)
+    ? ['localhost', '127.0.0.1', '[::1]', urlHost(options.host)]
+    : [urlHost(options.host)];
+  for (const name of new Set(listeningNames)) origins.addOwn(`${scheme}://${name}:${port}`);
+  const url = `${scheme}://${urlHost(options.host)}:${port}${MCP_PATH}`;
+
+  const sweeper =
+    options.sessions === 'stateful'
+      ? setInterval(() => registry.sweep(), Math.max(10, Math.min(idleMs / 2, 60_000)))
+      : undefined;
+  sweeper?.unref();
+  logger.info({ url, sessions: options.sessions, tls }, 'HTTP server listening');
+
+  return {
+    url,
+    port,
+    reloadTls(next: SecureContextOptions): void {
+      if (!tls) throw new Error('this server speaks plain HTTP: there is no certificate to reload');
+      (app.server as unknown as TlsServer).setSecureContext(next);
+      logger.info('TLS certificate reloaded');
+    },
+    close(): Promise<void> {
+      closing ??= (async () => {
+        logger.info({ inFlight: inFlight.size, sessions: registry.size }, 'HTTP server closing');
+        if (sweeper) clearInterval(sweeper);
+        // Responses not started yet close their connection when done.
+        for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
+        // Standalone SSE streams never end by themselves: end them so the drain can finish.
+        registry.closeStreams();
+        const force = setTimeout(() => {
+          logger.warn({ inFlight: inFlight.size }, 'shutdown grace period over: closing connections');
+          (app.server as HttpServer).closeAllConnections();
+        }, graceMs);
+        try {
+          await app.close();
+        } finally {
+          clearTimeout(force);
+          await registry.closeAll();
+          pool.close();
+        }
+        logger.info('HTTP server closed');
+      })();
+      return closing;
+    },
+  };
+}
