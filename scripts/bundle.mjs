@@ -1,9 +1,14 @@
-// Bundles the two executables into single files: loading one file instead of hundreds of modules is most of a
+// Bundles the executables into single files: loading one file instead of hundreds of modules is most of a
 // cold start (docs/adr/0006-bundled-executables.md). The rest of dist/ stays as tsc emitted it.
 import { build } from 'esbuild';
 
 await build({
-  entryPoints: { cli: 'src/cli.ts', 'servers/local-server': 'src/servers/local-server.ts' },
+  entryPoints: {
+    cli: 'src/cli.ts',
+    'servers/local-server': 'src/servers/local-server.ts',
+    // HTTP mode, loaded by `mcp-pa serve` only (a path computed at run time, so cli.js stays small).
+    'servers/http-server': 'src/servers/http-server.ts',
+  },
   outdir: 'dist',
   bundle: true,
   platform: 'node',
@@ -11,8 +16,9 @@ await build({
   target: 'node20',
   sourcemap: true,
   allowOverwrite: true,
-  // Native addon, and a lazily required module: both resolved from node_modules at run time.
-  external: ['better-sqlite3', 'rrule'],
+  // Native addons, a lazily required module and PGlite (which loads its WebAssembly and data files from beside
+  // itself): resolved from node_modules at run time.
+  external: ['better-sqlite3', 'rrule', 'pg-native', '@electric-sql/*'],
   // Bundled CommonJS dependencies (pino) call require().
   banner: {
     js: "import { createRequire as __mcpPaRequire } from 'node:module'; const require = __mcpPaRequire(import.meta.url);",

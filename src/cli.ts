@@ -13,6 +13,7 @@ import {
 } from './config/index.js';
 import { createLogger } from './observability/logger.js';
 import { backupFile, openLocalApp, runLegacyImport } from './servers/local-app.js';
+import type * as HttpServerModule from './servers/http-server.js';
 import { runLocalServer } from './servers/local.js';
 import { hasLegacyTables, openReadonly, readLegacyRows } from './storage/sqlite/legacy.js';
 import { VERSION } from './version.js';
@@ -21,6 +22,7 @@ const HELP = `mcp-pa ${VERSION} — a personal assistant (projects, tasks, calen
 
 Usage:
   mcp-pa [options]                 run the local MCP server over stdio (what MCP clients start)
+  mcp-pa serve [options] [--dev]   serve MCP over HTTPS at /mcp (HTTP mode: PostgreSQL, or embedded PGlite)
   mcp-pa config check [options]    print the effective configuration (secrets redacted); exit 1 on errors
   mcp-pa config reference          print every configuration key, variable and flag (docs/configuration.md)
   mcp-pa import FILE [options]     import a database of the original Python mcp-pa (backs up the target first)
@@ -30,8 +32,16 @@ Options (every command):
   --config FILE        JSON configuration file (also MCP_CONFIG)
 ${FLAG_BINDINGS.map((f) => `  --${`${f.flag} ${f.kind === 'string' ? 'VALUE' : 'N'}`.padEnd(19)}${f.description}`).join('\n')}
 
+
+serve:
+  --host H / --port P  bind address (default 127.0.0.1; loopback only until authentication exists) and port (8000)
+  --dev                serve a self-signed certificate for localhost, made once in <data dir>/tls/, and print
+                       how to trust it
+  Without --dev, TLS needs MCP_TLS_CERT and MCP_TLS_KEY (PEM files). With no MCP_DATABASE_URL, data goes to an
+  embedded PGlite database in <data dir>/pglite (for trying out, not production). SIGHUP reloads the certificate.
+
 Settings come from, highest first: flags, environment variables, the JSON file, defaults.
-See docs/configuration.md for every key and variable.`;
+See docs/configuration.md for every key and variable; docs/http-mode.md for HTTP mode.`;
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`mcp-pa: ${message}\n`);
@@ -41,6 +51,7 @@ function fail(message: string, code = 1): never {
 function parse(argv: string[]) {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
     config: { type: 'string' },
+    dev: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
     version: { type: 'boolean', short: 'v' },
   };
@@ -52,7 +63,7 @@ function parse(argv: string[]) {
   }
 }
 
-function load(values: Record<string, string | boolean | undefined>): Config {
+function load(values: Record<string, string | boolean | undefined>, mode?: 'http'): Config {
   const flags: Record<string, string> = {};
   for (const f of FLAG_BINDINGS) {
     const v = values[f.flag];
@@ -60,11 +71,25 @@ function load(values: Record<string, string | boolean | undefined>): Config {
   }
   const configFile = typeof values['config'] === 'string' ? values['config'] : undefined;
   try {
-    return loadConfig({ flags, ...(configFile !== undefined ? { configFile } : {}) }).config;
+    return loadConfig({
+      flags,
+      ...(configFile !== undefined ? { configFile } : {}),
+      ...(mode !== undefined ? { mode } : {}),
+    }).config;
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message);
     throw err;
   }
+}
+
+/**
+ * HTTP mode lives in its own bundle (dist/servers/http-server.js), loaded only here, so local mode's start does not
+ * pay for Fastify and the PostgreSQL drivers.
+ */
+async function runHttp(config: Config, dev: boolean): Promise<void> {
+  const entry = new URL('./servers/http-server.js', import.meta.url).href;
+  const http = (await import(entry)) as typeof HttpServerModule;
+  await http.runHttpServer(config, createLogger(config.logging.level), { dev });
 }
 
 async function main(): Promise<void> {
@@ -78,16 +103,21 @@ async function main(): Promise<void> {
     return;
   }
   const [command, ...rest] = positionals;
+  if (values['dev'] && command !== 'serve') fail('--dev belongs to `mcp-pa serve`', 2);
   switch (command) {
     case undefined: {
       const config = load(values);
       if (config.mode === 'http') {
-        fail(
-          'HTTP mode is not part of this release yet; run without MCP_MODE=http (or "mode": "http") for local mode.',
-          2,
-        );
+        await runHttp(config, false);
+        return;
       }
       await runLocalServer(config, createLogger(config.logging.level));
+      return;
+    }
+    case 'serve': {
+      if (rest.length !== 0)
+        fail(`serve takes no arguments, got "${rest.join(' ')}"\nRun mcp-pa --help for the options.`, 2);
+      await runHttp(load(values, 'http'), values['dev'] === true);
       return;
     }
     case 'config': {

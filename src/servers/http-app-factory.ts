@@ -1,0 +1,148 @@
+/**
+ * HTTP mode's composition: the PostgreSQL (or PGlite) store, the assistant over it and the Fastify app serving it.
+ * The only module that imports the app and the store, so everything before it (rules, TLS checks) runs without them.
+ */
+import type { SecureContextOptions } from 'node:tls';
+import { Assistant } from '../assistant/assistant.js';
+import { systemTimeZone } from '../assistant/time.js';
+import type { Config } from '../config/index.js';
+import { ChangeHub, LOCAL_CALLER } from '../mcp/context.js';
+import type { Logger } from '../observability/logger.js';
+import { Reembedder, reportingFailures } from '../assistant/reembedder.js';
+import { createEmbeddingProvider } from '../storage/embeddings/index.js';
+import { DatabaseStartupError, openPostgresStore } from '../storage/postgres/index.js';
+import { VERSION } from '../version.js';
+import { startHttpApp } from './http/app.js';
+import { StartupError, type HttpPlan } from './http-preflight.js';
+
+export interface HttpApplication {
+  /** Scheme, host and port the server listens on, e.g. https://127.0.0.1:8000. */
+  readonly url: string;
+  /** The MCP endpoint, `<url>/mcp`. */
+  readonly mcpUrl: string;
+  readonly port: number;
+  reloadTls(options: SecureContextOptions): void;
+  /** Stops accepting, drains in-flight requests, then closes the store. */
+  close(): Promise<void>;
+}
+
+function listenError(err: unknown, plan: HttpPlan): StartupError | null {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  const where = `${plan.host} port ${plan.port}`;
+  if (code === 'EADDRINUSE')
+    return new StartupError(
+      `cannot listen on ${where}: the port is already in use (another mcp-pa?); stop that program or choose another port with --port (MCP_PORT, server.port)`,
+      1,
+    );
+  if (code === 'EACCES')
+    return new StartupError(
+      `cannot listen on ${where}: permission denied (ports below 1024 need privileges); choose a port from 1024 with --port`,
+      1,
+    );
+  if (code === 'EADDRNOTAVAIL')
+    return new StartupError(
+      `cannot listen on ${where}: this machine has no such address; use --host 127.0.0.1`,
+      1,
+    );
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+    return new StartupError(`cannot listen on ${where}: the host name does not resolve`, 1);
+  return null;
+}
+
+export async function startHttpApplication(input: {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly plan: HttpPlan;
+  readonly tls: SecureContextOptions | null;
+}): Promise<HttpApplication> {
+  const { config, logger, plan, tls } = input;
+  const provider = createEmbeddingProvider(config, logger);
+  // As in local mode: writes whose embedding fails stay pending, and the worker (made below) is told to retry them.
+  const worker: { reembedder?: Reembedder | undefined } = {};
+  const embeddings = provider && reportingFailures(provider, () => worker.reembedder?.failed());
+  let store;
+  try {
+    store = await openPostgresStore(
+      plan.database.kind === 'postgresql'
+        ? {
+            kind: 'postgresql',
+            connectionString: plan.database.connectionString,
+            poolSize: plan.database.poolSize,
+          }
+        : { kind: 'pglite', dataDir: plan.database.dataDir },
+      {
+        logger,
+        documentsDir: config.documents.dir,
+        vectorDimensions: embeddings ? embeddings.dimensions : null,
+      },
+    );
+  } catch (err) {
+    if (err instanceof DatabaseStartupError) {
+      // Its message names the server (never the password) and the fix.
+      throw new StartupError(`cannot start HTTP mode: ${err.message}`, 1);
+    }
+    throw err;
+  }
+  const closeStore = async (): Promise<void> => {
+    embeddings?.close?.();
+    await worker.reembedder?.close();
+    await store.close();
+  };
+  const hub = new ChangeHub();
+  const assistant = new Assistant({
+    store,
+    defaultTimeZone: config.assistant.timezone,
+    maxUploadBytes: config.documents.max_file_size_bytes,
+    embeddings,
+    onChange: hub.emit,
+    storageInfo: {
+      database: plan.database.kind === 'pglite' ? 'pglite' : 'postgresql',
+      documents: config.documents.dir ? `folder:${config.documents.dir}` : 'database',
+    },
+  });
+  const server = config.server;
+  const bodyLimitBytes =
+    server.body_limit_mb !== undefined
+      ? Math.floor(server.body_limit_mb * 1024 * 1024)
+      : // Uploads travel base64-encoded inside JSON: a third larger, plus 1 MiB for the envelope.
+        Math.ceil((config.documents.max_file_size_bytes * 4) / 3) + 1024 * 1024;
+  worker.reembedder = embeddings ? new Reembedder({ assistant, store, logger }) : undefined;
+  try {
+    const app = await startHttpApp({
+      host: plan.host,
+      port: plan.port,
+      tls,
+      sessions: server.sessions,
+      allowedOrigins: server.allowed_origins,
+      bodyLimitBytes,
+      maxSessions: server.max_sessions,
+      sessionIdleMs: server.session_idle_timeout_s * 1000,
+      shutdownGraceMs: server.shutdown_grace_s * 1000,
+      ...(config.server.public_url !== undefined ? { publicUrl: config.server.public_url } : {}),
+      mcp: { assistant, hub, logger, version: VERSION },
+      defaultTimeZone: config.assistant.timezone ?? systemTimeZone(),
+      readiness: () => store.readiness(),
+      // No authentication yet: HTTP mode serves only on loopback (http-preflight.ts), as the one local user.
+      caller: () => LOCAL_CALLER,
+      logger,
+    });
+    // Re-embeds what is missing, pending or outdated, in the background, once the server listens.
+    void worker.reembedder?.start();
+    return {
+      url: new URL(app.url).origin,
+      mcpUrl: app.url,
+      port: app.port,
+      reloadTls: (options) => app.reloadTls(options),
+      close: async () => {
+        try {
+          await app.close();
+        } finally {
+          await closeStore();
+        }
+      },
+    };
+  } catch (err) {
+    await closeStore().catch(() => undefined);
+    throw listenError(err, plan) ?? err;
+  }
+}

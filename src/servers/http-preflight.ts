@@ -1,0 +1,172 @@
+import { BlockList, isIP } from 'node:net';
+import path from 'node:path';
+import type { Config } from '../config/index.js';
+
+/** A problem found before anything listens: printed as is, then the process exits with `exitCode`. */
+export class StartupError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: 1 | 2,
+  ) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+/** Where HTTP mode keeps its data: a PostgreSQL server, or the embedded PGlite in the data folder. */
+export type DatabasePlan =
+  { kind: 'postgresql'; connectionString: string; poolSize: number } | { kind: 'pglite'; dataDir: string };
+
+export type TlsPlan =
+  { kind: 'files'; certFile: string; keyFile: string } | { kind: 'dev'; dataDir: string } | { kind: 'none' };
+
+export interface HttpPlan {
+  readonly host: string;
+  readonly port: number;
+  readonly tls: TlsPlan;
+  readonly database: DatabasePlan;
+  /** Allowed but worth saying (plain HTTP on loopback, the embedded database). */
+  readonly warnings: readonly string[];
+}
+
+const loopback = new BlockList();
+loopback.addSubnet('127.0.0.0', 8, 'ipv4');
+loopback.addAddress('::1', 'ipv6');
+loopback.addSubnet('::ffff:127.0.0.0', 104, 'ipv6');
+
+/** 127.0.0.0/8, ::1 (also written [::1] or as an IPv4-mapped loopback address) and the name localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().replace(/^\[(.*)\]$/, '$1');
+  if (h.toLowerCase() === 'localhost') return true;
+  const family = isIP(h);
+  if (family === 4) return loopback.check(h, 'ipv4');
+  if (family === 6) return loopback.check(h, 'ipv6');
+  return false;
+}
+
+const NO_AUTH_YET =
+  'HTTP mode has no authentication yet (it comes in the next release), so it serves only on a loopback address ' +
+  '(127.0.0.1, ::1 or localhost) where no other machine can reach it';
+
+/**
+ * Checks the rules HTTP mode starts under and says what to start. Throws {@link StartupError} (exit code 2) for
+ * a configuration it must refuse; reads no file and opens nothing.
+ */
+export function planHttpStartup(config: Config, options: { dev?: boolean } = {}): HttpPlan {
+  const dev = options.dev === true;
+  const { host, port, tls_required: tlsRequired, tls_cert: certFile, tls_key: keyFile } = config.server;
+  const warnings: string[] = [];
+  const problems: string[] = [];
+  const onLoopback = isLoopbackHost(host);
+
+  let tls: TlsPlan;
+  if (dev) {
+    if (certFile !== undefined || keyFile !== undefined) {
+      problems.push(
+        '--dev makes and serves its own localhost certificate, but a certificate is configured too ' +
+          '(MCP_TLS_CERT / MCP_TLS_KEY, server.tls_cert / server.tls_key): drop --dev to serve yours, or unset them',
+      );
+    }
+    if (config.transport === 'http') {
+      problems.push('--dev serves HTTPS, but transport is "http": drop one of them');
+    }
+    tls = { kind: 'dev', dataDir: config.data_dir };
+  } else if (config.transport === 'http') {
+    if (tlsRequired) {
+      problems.push(
+        'transport is "http" (plain HTTP) but server.tls_required is true: set server.tls_required to false ' +
+          '(allowed only on a loopback address) or use transport "https" with MCP_TLS_CERT and MCP_TLS_KEY',
+      );
+    }
+    tls = { kind: 'none' };
+  } else if (certFile !== undefined && keyFile !== undefined) {
+    tls = { kind: 'files', certFile, keyFile };
+  } else if (certFile !== undefined || keyFile !== undefined) {
+    problems.push(
+      certFile === undefined
+        ? `a TLS key is set (${keyFile}) but no certificate: set MCP_TLS_CERT (server.tls_cert) to its PEM certificate file`
+        : `a TLS certificate is set (${certFile}) but no key: set MCP_TLS_KEY (server.tls_key) to its PEM private key file`,
+    );
+    tls = { kind: 'none' };
+  } else {
+    if (tlsRequired) {
+      problems.push(
+        'TLS is required (server.tls_required is true) but no certificate is configured: set MCP_TLS_CERT and ' +
+          'MCP_TLS_KEY (server.tls_cert / server.tls_key) to PEM files, or run `mcp-pa serve --dev` for a ' +
+          'self-signed localhost certificate made in the data folder',
+      );
+    }
+    tls = { kind: 'none' };
+  }
+
+  if (!onLoopback) {
+    if (tls.kind === 'none' && (!tlsRequired || config.transport === 'http')) {
+      problems.push(
+        `refusing to serve plain HTTP on ${host}, which is not a loopback address: without TLS anyone on the ` +
+          'network can read and change the traffic. Plain HTTP (server.tls_required false) is allowed only on ' +
+          '127.0.0.1, ::1 or localhost; elsewhere set MCP_TLS_CERT and MCP_TLS_KEY',
+      );
+    }
+    problems.push(`cannot bind to ${host}: ${NO_AUTH_YET}. Use --host 127.0.0.1 (MCP_HOST, server.host)`);
+  }
+
+  if (problems.length === 0 && tls.kind === 'none') {
+    warnings.push(
+      `serving plain HTTP without TLS on loopback address ${host} (server.tls_required is false): ` +
+        'only for local development and tests; anything on this machine can read the traffic',
+    );
+  }
+
+  let database: DatabasePlan;
+  const url = config.database.connection_string;
+  if (config.database.type === 'postgresql') {
+    if (url === undefined) {
+      problems.push(
+        'database.type is "postgresql" but no connection URL is set: set MCP_DATABASE_URL ' +
+          '(database.connection_string), e.g. postgresql://user@host:5432/dbname, or leave both unset for the ' +
+          'embedded PGlite database',
+      );
+    }
+    database = { kind: 'postgresql', connectionString: url ?? '', poolSize: config.database.pool_size };
+  } else if (config.database.type === 'pglite') {
+    if (url !== undefined) {
+      problems.push(
+        'database.type is "pglite" (the embedded database) but a PostgreSQL URL is set too ' +
+          '(MCP_DATABASE_URL, database.connection_string): drop one of them',
+      );
+    }
+    database = { kind: 'pglite', dataDir: path.join(config.data_dir, 'pglite') };
+  } else {
+    problems.push('HTTP mode stores data in PostgreSQL (database.type allowed: postgresql, pglite)');
+    database = { kind: 'pglite', dataDir: path.join(config.data_dir, 'pglite') };
+  }
+  if (problems.length === 0 && database.kind === 'pglite') {
+    warnings.push(
+      `using the embedded PGlite database in ${database.dataDir}: it is for trying mcp-pa out, not for ` +
+        'production (one process, no replicas); set MCP_DATABASE_URL to a PostgreSQL server with pgvector',
+    );
+  }
+
+  if (problems.length > 0) {
+    throw new StartupError(
+      problems.length === 1
+        ? `cannot start HTTP mode: ${problems[0]}`
+        : `cannot start HTTP mode:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+      2,
+    );
+  }
+  return { host, port, tls, database, warnings };
+}
+
+/** The database for logs and the banner, without its password. */
+export function describeDatabase(plan: DatabasePlan): string {
+  if (plan.kind === 'pglite') return `PGlite (embedded) in ${plan.dataDir}`;
+  try {
+    const url = new URL(plan.connectionString);
+    const user = url.username ? `${decodeURIComponent(url.username)}@` : '';
+    const db = url.pathname.replace(/^\//, '');
+    return `PostgreSQL ${user}${url.host}${db ? `/${decodeURIComponent(db)}` : ''} (pool ${plan.poolSize})`;
+  } catch {
+    return `PostgreSQL (pool ${plan.poolSize})`;
+  }
+}
