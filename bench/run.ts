@@ -3,17 +3,26 @@
  * threshold (exit code 0 whether targets are met or not). BENCH_QUICK=1 runs a small smoke version.
  */
 import { printColdStart, runColdStart, type ColdStartResult } from './cold-start.js';
+import { printHttp, runHttp, type HttpBenchResult } from './http.js';
 import { heading, ms, quickMode, table } from './lib.js';
+import { printPostgresSearch, runPostgresSearch, type PostgresSearchResult } from './postgres-search.js';
 import { printSearch, runSearch, type SearchBenchResult } from './search.js';
 
 const SEARCH_TARGET_MS = 20;
 const SEARCH_TARGET_ITEMS = 100_000;
+const PG_HYBRID_TARGET_MS = 50;
+const HTTP_RATIO_TARGET = 2.0;
 
 function verdict(ok: boolean | null): string {
   return ok === null ? 'not measured' : ok ? 'met' : 'NOT MET';
 }
 
-function summary(cold: ColdStartResult, searchResult: SearchBenchResult): string {
+function summary(
+  cold: ColdStartResult,
+  searchResult: SearchBenchResult,
+  pgResult: PostgresSearchResult | { skipped: string },
+  http: HttpBenchResult,
+): string {
   const at = (n: number) => searchResult.sizes.find((s) => s.items === n);
   const big = at(SEARCH_TARGET_ITEMS);
   const rows: string[][] = [
@@ -48,6 +57,28 @@ function summary(cold: ColdStartResult, searchResult: SearchBenchResult): string
         'report only',
       ]);
   }
+  if ('skipped' in pgResult) {
+    rows.push(['PostgreSQL hybrid search p95', 'n/a', `≤ ${PG_HYBRID_TARGET_MS} ms`, verdict(null)]);
+  } else {
+    const full = pgResult.items >= SEARCH_TARGET_ITEMS;
+    rows.push(
+      [
+        `PostgreSQL hybrid search p95, ${pgResult.items.toLocaleString('en-US')} items`,
+        ms(pgResult.hybrid.p95),
+        `≤ ${PG_HYBRID_TARGET_MS} ms`,
+        full ? verdict(pgResult.hybrid.p95 <= PG_HYBRID_TARGET_MS) : 'smoke only',
+      ],
+      [`PostgreSQL hybrid search p50`, ms(pgResult.hybrid.p50), '', 'info'],
+    );
+  }
+  for (const c of http.calls) {
+    rows.push([
+      `HTTPS ${c.call} throughput, ours/SDK example`,
+      c.ratio.toFixed(2),
+      `≥ ${HTTP_RATIO_TARGET.toFixed(1)}`,
+      verdict(c.ratio >= HTTP_RATIO_TARGET),
+    ]);
+  }
   return [heading('Summary'), table(['figure', 'value', 'target', 'status'], rows)].join('\n');
 }
 
@@ -57,5 +88,9 @@ const cold = await runColdStart();
 process.stdout.write(`${printColdStart(cold)}\n`);
 const searchResult = await runSearch();
 process.stdout.write(`${printSearch(searchResult)}\n`);
-process.stdout.write(`${summary(cold, searchResult)}\n`);
+const pgResult = await runPostgresSearch();
+process.stdout.write(`${printPostgresSearch(pgResult)}\n`);
+const http = await runHttp();
+process.stdout.write(`${printHttp(http)}\n`);
+process.stdout.write(`${summary(cold, searchResult, pgResult, http)}\n`);
 process.stdout.write(`\n(node ${process.version}, ${((Date.now() - started) / 1000).toFixed(0)} s in all)\n`);

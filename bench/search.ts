@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { Assistant } from '../src/assistant/assistant.js';
 import { search } from '../src/assistant/search.js';
 import { HashEmbeddingProvider } from '../src/storage/embeddings/provider.js';
-import type { WriteOp } from '../src/storage/model.js';
+import type { Store, WriteOp } from '../src/storage/model.js';
 import { SqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { ItemGenerator, querySet, vocabulary, type BenchQuery, type QueryClass } from './corpus.js';
 import { heading, isEntry, mean, ms, percentile, quickMode, table } from './lib.js';
@@ -73,7 +73,7 @@ function stats(values: readonly number[]): LatencyStats {
   };
 }
 
-function newAssistant(store: SqliteStore, vectors: boolean): Assistant {
+export function newAssistant(store: Store, vectors: boolean): Assistant {
   return new Assistant({
     store,
     defaultTimeZone: 'UTC',
@@ -87,7 +87,7 @@ function newAssistant(store: SqliteStore, vectors: boolean): Assistant {
  * Runs `warmup` queries, then every query `passes` times; returns the latencies and, from the first pass, how
  * each query matched.
  */
-async function measure(
+export async function measure(
   assistant: Assistant,
   queries: readonly BenchQuery[],
   passes: number,
@@ -150,7 +150,7 @@ async function assistantInsertRate(count: number): Promise<number> {
   }
 }
 
-async function median5(run: () => Promise<unknown>): Promise<number> {
+export async function median5(run: () => Promise<unknown>): Promise<number> {
   const times: number[] = [];
   for (let i = 0; i < 5; i++) {
     const t0 = performance.now();
