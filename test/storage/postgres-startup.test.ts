@@ -14,7 +14,7 @@ import {
   openPostgresStore as openForTests,
   type PostgresStore,
 } from '../../src/storage/postgres/postgres-store.js';
-import { LATEST_VERSION } from '../../src/storage/postgres/schema.js';
+import { LATEST_VERSION, POSTGRES_MIGRATIONS } from '../../src/storage/postgres/schema.js';
 import {
   createTestDatabase,
   describeWithServer,
@@ -132,8 +132,10 @@ describe('PGlite in a data folder', () => {
 
     const second = await openPostgresStore(target, options);
     expect(await second.getItem(tenant, record.id)).toEqual(record);
-    const versions = await second.driver.query<{ version: number }>('SELECT version FROM schema_migrations');
-    expect(versions.rows.map((r) => r.version)).toEqual([LATEST_VERSION]);
+    const versions = await second.driver.query<{ version: number }>(
+      'SELECT version FROM schema_migrations ORDER BY version',
+    );
+    expect(versions.rows.map((r) => r.version)).toEqual(POSTGRES_MIGRATIONS.map((m) => m.version));
     // A newer mcp-pa migrated this database: readiness says so, and this version refuses to open it.
     await second.driver.query(
       "INSERT INTO schema_migrations (version, name) VALUES ($1, 'from the future')",

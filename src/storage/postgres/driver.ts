@@ -170,9 +170,10 @@ export class PgliteDriver implements Driver {
     try {
       if (dataDir !== null) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
       const { PGlite } = await import('@electric-sql/pglite');
+      const { btree_gin } = await import('@electric-sql/pglite/contrib/btree_gin');
       const extensions: Extensions = withVector
-        ? { vector: (await import('@electric-sql/pglite-pgvector')).vector }
-        : {};
+        ? { vector: (await import('@electric-sql/pglite-pgvector')).vector, btree_gin }
+        : { btree_gin };
       const db = await PGlite.create({ ...(dataDir === null ? {} : { dataDir }), extensions });
       return new PgliteDriver(db, dataDir);
     } catch (err) {
