@@ -16,18 +16,31 @@ export function instructions(timeZone: string): string {
   ].join('\n');
 }
 
-/** One MCP server over the assistant: the same tools, resources and prompts for every transport. */
-export function createMcpServer(deps: McpDependencies, timeZone: string): McpServer {
+/**
+ * One MCP server over the assistant: the same tools, resources and prompts for every transport. Without
+ * `subscriptions` (stateless HTTP, where no stream outlives a request) it does not offer resource subscriptions.
+ */
+export function createMcpServer(
+  deps: McpDependencies,
+  timeZone: string,
+  options: { subscriptions?: boolean } = {},
+): McpServer {
+  const subscriptions = options.subscriptions ?? true;
   const server = new McpServer(
     { name: 'mcp-pa', title: 'Personal Assistant', version: deps.version },
     {
       instructions: instructions(timeZone),
-      capabilities: { logging: {}, completions: {}, resources: { subscribe: true, listChanged: true } },
+      capabilities: {
+        logging: {},
+        completions: {},
+        resources: { subscribe: subscriptions, listChanged: subscriptions },
+      },
     },
   );
   registerTools(server, deps);
   registerResources(server, deps);
   registerPrompts(server, deps);
+  if (!subscriptions) return server;
 
   const subscribed = new Set<string>();
   let tenant: string | undefined;

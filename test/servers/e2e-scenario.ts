@@ -632,8 +632,9 @@ export function everyToolScenario(target: () => Client, options: ScenarioOptions
       expect(updated).toContain('pa://todos');
     });
   } else {
-    it('accepts a subscription even though it has no stream to notify on', async () => {
-      await expect(client.subscribeResource({ uri: 'pa://todos' })).resolves.toBeDefined();
+    it('offers no subscriptions when it has no stream to notify on, and refuses one', async () => {
+      expect(client.getServerCapabilities()?.resources?.subscribe).toBe(false);
+      await expect(client.subscribeResource({ uri: 'pa://todos' })).rejects.toThrow(/method not found/i);
       await call('create_todo', { title: 'Buy light bulbs' });
     });
   }

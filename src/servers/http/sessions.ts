@@ -245,7 +245,7 @@ export class ServerPool {
       },
     };
     (pooled as { server: McpServer }).server = answerToolList(
-      createMcpServer(deps, this.zone),
+      createMcpServer(deps, this.zone, { subscriptions: false }),
       this.toolList,
     );
     return pooled;
