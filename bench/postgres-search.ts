@@ -1,7 +1,7 @@
 /**
  * Hybrid search latency on PostgreSQL (full text with GIN + pgvector HNSW, fused with RRF), through the Assistant's
- * search() — the code path of the MCP `search` tool — at 100 000 items in the measured tenant, with a second tenant of
- * 20 000 items in the same tables so that row-level security and the tenant filters do real work. Target: p95 ≤ 50 ms.
+ * search() — the code path of the MCP `search` tool — at 100 000 items per tenant, with a second tenant of the same
+ * size in the same tables so that row-level security and the tenant filters do real work. Target: p95 ≤ 50 ms.
  *
  * Runs against the real server named by MCP_PA_BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/postgres),
  * in a fresh database it creates and drops. Without a reachable server it reports "not measured".
@@ -26,6 +26,7 @@ export interface PostgresSearchResult {
   readonly tenants: number;
   readonly insertPerSecond: number;
   readonly embedPerSecond: number;
+  readonly indexSeconds: number;
   readonly text: ModeResult;
   readonly hybrid: ModeResult;
   readonly vectorScanMs: number;
@@ -72,25 +73,33 @@ export async function runPostgresSearch(
     await setup.query('CREATE EXTENSION IF NOT EXISTS vector');
     await setup.end();
     const provider = new HashEmbeddingProvider(256);
-    store = await openPostgresStore(
-      { kind: 'postgresql', connectionString: url.toString(), poolSize: 4 },
-      { logger: createLogger('silent'), vectorDimensions: provider.dimensions },
-    );
+    const target = { kind: 'postgresql', connectionString: url.toString(), poolSize: 4 } as const;
+    const logger = createLogger('silent');
+    // Loaded without the HNSW index (as a bulk import would be), then opened with it, which builds it once:
+    // inserting 200 000 vectors one batch at a time into a live HNSW index takes about 15 minutes here.
+    store = await openPostgresStore(target, { logger, vectorDimensions: null });
     const insertPerSecond = await fill(store, TENANT, size, 42);
     await fill(store, OTHER, size, 4242);
     log(
       `postgres search: ${size} items × 2 tenants (${insertPerSecond.toFixed(0)} items/s through store.write)`,
     );
+    const loader = newAssistant(store, true);
+    const e0 = performance.now();
+    const embedded = (await loader.reembed(TENANT, 2000)) + (await loader.reembed(OTHER, 2000));
+    const embedPerSecond = embedded / ((performance.now() - e0) / 1000);
+    log(`postgres search: embedded ${embedded} items at ${embedPerSecond.toFixed(0)} items/s (no index yet)`);
+    await store.close();
+    const i0 = performance.now();
+    store = await openPostgresStore(target, { logger, vectorDimensions: provider.dimensions });
+    const indexSeconds = (performance.now() - i0) / 1000;
+    log(`postgres search: HNSW index over ${embedded} vectors built in ${indexSeconds.toFixed(0)} s`);
     const hybrid = newAssistant(store, true);
     const text = newAssistant(store, false);
-    const e0 = performance.now();
-    const embedded = (await hybrid.reembed(TENANT, 2000)) + (await hybrid.reembed(OTHER, 2000));
-    const embedPerSecond = embedded / ((performance.now() - e0) / 1000);
-    log(`postgres search: embedded ${embedded} items at ${embedPerSecond.toFixed(0)} items/s`);
-    const analyze = new pg.Client({ connectionString: url.toString() });
-    await analyze.connect();
-    await analyze.query('ANALYZE');
-    await analyze.end();
+    // A live server's autovacuum keeps the visibility map and statistics current; a fresh bulk load has neither.
+    const maintenance = new pg.Client({ connectionString: url.toString() });
+    await maintenance.connect();
+    await maintenance.query('VACUUM ANALYZE');
+    await maintenance.end();
 
     const queries = querySet(vocabulary());
     const passes = quickMode() ? 1 : 2;
@@ -113,6 +122,7 @@ export async function runPostgresSearch(
       tenants: 2,
       insertPerSecond,
       embedPerSecond,
+      indexSeconds,
       text: textResult,
       hybrid: hybridResult,
       vectorScanMs,
@@ -142,13 +152,14 @@ export function printPostgresSearch(r: PostgresSearchResult | { skipped: string 
   ];
   return [
     heading(
-      `Search latency on PostgreSQL ${r.server} (Assistant search(), ${r.items.toLocaleString('en-US')} items in the tenant, ${r.tenants} tenants) — target hybrid p95 ≤ 50 ms`,
+      `Search latency on PostgreSQL ${r.server} (Assistant search(), ${r.items.toLocaleString('en-US')} items per tenant, ${r.tenants} tenants) — target hybrid p95 ≤ 50 ms`,
     ),
     table(
       ['mode', 'p50', 'p95', 'p99', 'max', 'samples'],
       [row('text (GIN)', r.text), row('hybrid (GIN + HNSW, RRF)', r.hybrid)],
     ),
-    `bulk insert ${r.insertPerSecond.toFixed(0)} items/s; re-embedding ${r.embedPerSecond.toFixed(0)} items/s;`,
+    `bulk insert ${r.insertPerSecond.toFixed(0)} items/s; embedding ${r.embedPerSecond.toFixed(0)} items/s (before the index);`,
+    `HNSW index build ${r.indexSeconds.toFixed(0)} s; VACUUM ANALYZE before measuring (as autovacuum would have run);`,
     `store.searchVectors median ${ms(r.vectorScanMs)}, store.searchText median ${ms(r.textScanMs)}`,
   ].join('\n');
 }
