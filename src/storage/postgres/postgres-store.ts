@@ -215,6 +215,16 @@ export class PostgresStore implements Store {
     });
   }
 
+  /**
+   * Runs fn in one transaction as the login user, outside the application role and with no tenant set: for the
+   * authorization server's own state (oauth_state), which is not tenant data and which the application role
+   * may not touch. Never use it for tenant tables.
+   */
+  async withServerState<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    if (this.closed) throw new Error('the store is closed');
+    return this.driver.transaction(fn);
+  }
+
   /** Database reachable and schema current (for /readyz). */
   async readiness(): Promise<{ ok: true } | { ok: false; reason: string }> {
     if (this.closed) return { ok: false, reason: 'the store is closed' };

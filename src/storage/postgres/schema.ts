@@ -41,6 +41,8 @@ export const TENANT_TABLES = [
   'document_contents',
   'legacy_imports',
 ] as const;
+/** Tables outside tenancy (authorization-server state): no tenant_id, no RLS, no privileges for the app role. */
+export const SERVER_STATE_TABLES = ['oauth_state'] as const;
 /** Taken with pg_advisory_xact_lock while migrating, so replicas starting together migrate one at a time. */
 const MIGRATION_LOCK = '7362813509450117';
 
@@ -354,6 +356,33 @@ $do$;
 CREATE EXTENSION IF NOT EXISTS btree_gin;
 CREATE INDEX items_search_by_tenant ON items USING gin (tenant_id, search);
 CREATE INDEX items_title_search_by_tenant ON items USING gin (tenant_id, mcp_pa_title_vector(title));
+`,
+  },
+  {
+    version: 3,
+    name: 'authorization server state',
+    // The OAuth authorization server's records (grants, codes, tokens, sessions, interactions…), kept by the
+    // oidc-provider adapter (src/auth/oidc-adapter.ts). Not tenant data: no tenant_id and no row-level security,
+    // and nothing granted to the application role (or PUBLIC), so tenant code can never read a token. The
+    // adapter works as the login user, outside the application role.
+    sql: `
+CREATE TABLE oauth_state (
+  model       text COLLATE "C" NOT NULL,
+  id          text COLLATE "C" NOT NULL,
+  payload     jsonb NOT NULL,
+  grant_id    text COLLATE "C",
+  user_code   text COLLATE "C",
+  uid         text COLLATE "C",
+  expires_at  timestamptz,
+  consumed_at timestamptz,
+  PRIMARY KEY (model, id)
+);
+CREATE INDEX oauth_state_grant ON oauth_state (grant_id) WHERE grant_id IS NOT NULL;
+CREATE INDEX oauth_state_user_code ON oauth_state (model, user_code) WHERE user_code IS NOT NULL;
+CREATE INDEX oauth_state_uid ON oauth_state (model, uid) WHERE uid IS NOT NULL;
+CREATE INDEX oauth_state_expiry ON oauth_state (expires_at) WHERE expires_at IS NOT NULL;
+REVOKE ALL ON TABLE oauth_state FROM PUBLIC;
+REVOKE ALL ON TABLE oauth_state FROM ${APP_ROLE};
 `,
   },
 ];
