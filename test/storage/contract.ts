@@ -3,6 +3,7 @@
  * A suite shares one database across its tests: every test works in tenants of its own (fresh random ids), so
  * it sees nothing of the others, and ids are unique across the run.
  */
+import { prng } from '../../bench/lib.js';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -86,16 +87,7 @@ function sorted(values: Iterable<string>): string[] {
 }
 
 /** A small deterministic PRNG (mulberry32), so a failing randomized run can be replayed from its seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
 
 export function storeContract(name: string, setup: () => Promise<ContractBackend>): void {
   describe(`Store contract: ${name}`, () => {

@@ -2,13 +2,11 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ItemRecord } from '../../src/storage/model.js';
 import { migrate, SQLITE_MIGRATIONS } from '../../src/storage/sqlite/migrations.js';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import { tempDir } from '../support/helpers.js';
+import { bumped, item, LATER, NOW } from './contract.js';
 
-const NOW = '2026-03-05T10:00:00.000Z';
-const LATER = '2026-03-05T11:00:00.000Z';
 const TENANT = 'local';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -26,35 +24,6 @@ function open(file: string, documentsDir?: string): SqliteStore {
   const store = new SqliteStore({ path: file, documentsDir });
   cleanups.push(() => store.close());
   return store;
-}
-
-let counter = 0;
-function item(overrides: Partial<ItemRecord> = {}): ItemRecord {
-  counter++;
-  return {
-    id: `not_test${counter.toString().padStart(4, '0')}`,
-    kind: 'note',
-    title: `Note ${counter}`,
-    body: '',
-    status: null,
-    priority: null,
-    project_id: null,
-    tags: [],
-    starts_at: null,
-    ends_at: null,
-    client_ref: null,
-    data: {},
-    version: 1,
-    created_at: NOW,
-    updated_at: NOW,
-    deleted_at: null,
-    ...overrides,
-  };
-}
-
-/** The record as it would be after one more update. */
-function bumped(r: ItemRecord, changes: Partial<ItemRecord>): ItemRecord {
-  return { ...r, ...changes, version: r.version + 1, updated_at: LATER };
 }
 
 async function ids(store: SqliteStore, terms: string[], match: 'all' | 'any' = 'all'): Promise<string[]> {
