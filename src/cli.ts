@@ -14,6 +14,7 @@ import {
 import { createLogger } from './observability/logger.js';
 import { backupFile, openLocalApp, runLegacyImport } from './servers/local-app.js';
 import type * as HttpServerModule from './servers/http-server.js';
+import type * as AdminModule from './admin/index.js';
 import { runLocalServer } from './servers/local.js';
 import { hasLegacyTables, openReadonly, readLegacyRows } from './storage/sqlite/legacy.js';
 import { VERSION } from './version.js';
@@ -26,12 +27,22 @@ Usage:
   mcp-pa config check [options]    print the effective configuration (secrets redacted); exit 1 on errors
   mcp-pa config reference          print every configuration key, variable and flag (docs/configuration.md)
   mcp-pa import FILE [options]     import a database of the original Python mcp-pa (backs up the target first)
+  mcp-pa users add|list|disable|enable|reset-password [USERNAME] [options]
+                                   HTTP mode's accounts (passwords from --password-file FILE or stdin)
+  mcp-pa keys rotate|list [options]
+                                   the authorization server's signing keys
+  mcp-pa clients add|list|remove|rotate-secret [options]
+                                   pre-registered OAuth clients
   mcp-pa --help | --version
 
 Options (every command):
   --config FILE        JSON configuration file (also MCP_CONFIG)
 ${FLAG_BINDINGS.map((f) => `  --${`${f.flag} ${f.kind === 'string' ? 'VALUE' : 'N'}`.padEnd(19)}${f.description}`).join('\n')}
 
+
+users, keys, clients (HTTP mode's database; run \`mcp-pa users --help\` and so on for each command's options):
+  users add USERNAME [--password-file FILE]   users list [--json]   users disable|enable USERNAME
+  users reset-password USERNAME [--password-file FILE]
 
 serve:
   --host H / --port P  bind address (default 127.0.0.1; loopback only until authentication exists) and port (8000)
@@ -92,14 +103,73 @@ async function runHttp(config: Config, dev: boolean): Promise<void> {
   await http.runHttpServer(config, createLogger(config.logging.level), { dev });
 }
 
+/** The admin command groups: their own options go to the admin bundle unparsed. */
+const ADMIN_GROUPS = new Set(['users', 'keys', 'clients']);
+
+/**
+ * Splits `mcp-pa [globals] <group> [args]` for an admin group: the global options (wherever they are, up to a
+ * `--`) are parsed here; everything else after the group goes to the admin command as is. Null for other
+ * commands.
+ */
+function splitAdminArgv(argv: string[]): { globals: string[]; group: string; rest: string[] } | null {
+  const valued = new Set(['--config', ...FLAG_BINDINGS.map((f) => `--${f.flag}`)]);
+  const globals: string[] = [];
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const token = argv[i] as string;
+    if (token === '--' || !token.startsWith('-')) break;
+    globals.push(token);
+    if (valued.has(token) && i + 1 < argv.length) globals.push(argv[++i] as string);
+  }
+  const group = argv[i];
+  if (group === undefined || !ADMIN_GROUPS.has(group)) return null;
+  const rest: string[] = [];
+  for (i++; i < argv.length; i++) {
+    const token = argv[i] as string;
+    if (token === '--') {
+      rest.push(...argv.slice(i));
+      break;
+    }
+    const name = token.split('=', 1)[0] as string;
+    if (valued.has(name)) {
+      globals.push(token);
+      if (name === token && i + 1 < argv.length) globals.push(argv[++i] as string);
+    } else {
+      rest.push(token);
+    }
+  }
+  return { globals, group, rest };
+}
+
+/** `mcp-pa users|keys|clients …`, in its own bundle (dist/admin.js) like HTTP mode; exits with its code. */
+async function runAdmin(group: string, rest: string[], values: Record<string, string | boolean | undefined>) {
+  const config = load(values, 'http');
+  const entry = new URL('./admin.js', import.meta.url).href;
+  const admin = (await import(entry)) as typeof AdminModule;
+  const code = await admin.runAdminCommand(group, rest, config, {
+    stdin: process.stdin,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdinIsTerminal: process.stdin.isTTY === true,
+  });
+  process.exit(code);
+}
+
 async function main(): Promise<void> {
-  const { values, positionals } = parse(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  const adminArgv = splitAdminArgv(argv);
+  const { values, positionals } = parse(adminArgv ? adminArgv.globals : argv);
   if (values['help']) {
     process.stdout.write(`${HELP}\n`);
     return;
   }
   if (values['version']) {
     process.stdout.write(`${VERSION}\n`);
+    return;
+  }
+  if (adminArgv) {
+    if (values['dev']) fail('--dev belongs to `mcp-pa serve`', 2);
+    await runAdmin(adminArgv.group, adminArgv.rest, values);
     return;
   }
   const [command, ...rest] = positionals;

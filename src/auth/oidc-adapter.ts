@@ -12,6 +12,7 @@
  * never under the application role, which holds no privilege on the table.
  */
 import type { Logger } from '../observability/logger.js';
+import { hashClientSecret, isHashedSecret } from './client-rules.js';
 import type { PostgresStore } from '../storage/postgres/postgres-store.js';
 
 /** A record as oidc-provider hands it over: JSON, with a few well-known fields. */
@@ -105,6 +106,11 @@ export function createOidcAdapterFactory(store: PostgresStore): OidcAdapterClass
       if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
         throw new TypeError('oidc adapter: payload must be an object');
       }
+      // Client secrets are kept only as a digest (client-rules.ts); the caller's object is left as it was, so a
+      // registration response still shows the secret once.
+      if (this.model === 'Client' && typeof payload['client_secret'] === 'string' && !isHashedSecret(payload['client_secret'])) {
+        payload = { ...payload, client_secret: hashClientSecret(payload['client_secret']) };
+      }
       const expiresAt = expiryFor(expiresIn, Date.now());
       const consumed = typeof payload.consumed === 'number' ? payload.consumed : null;
       await store.withServerState((sql) =>
@@ -166,8 +172,9 @@ export function createOidcAdapterFactory(store: PostgresStore): OidcAdapterClass
 
     async revokeByGrantId(grantId: string): Promise<void> {
       checkId('grantId', grantId);
+      // The grant itself goes too: the resource server treats a JWT access token whose grant is gone as revoked.
       await store.withServerState((sql) =>
-        sql.query('DELETE FROM oauth_state WHERE grant_id = $1', [grantId]),
+        sql.query(`DELETE FROM oauth_state WHERE grant_id = $1 OR (model = 'Grant' AND id = $1)`, [grantId]),
       );
     }
   };

@@ -93,6 +93,12 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { name: 'MCP_HOST', key: ['server', 'host'], kind: 'string', description: 'HTTP bind address' },
   { name: 'MCP_PORT', key: ['server', 'port'], kind: 'integer', description: 'HTTP port' },
   { name: 'MCP_PUBLIC_URL', key: ['server', 'public_url'], kind: 'string', description: 'public URL' },
+  {
+    name: 'MCP_TLS_CLIENT_CA',
+    key: ['server', 'tls_client_ca'],
+    kind: 'string',
+    description: 'client certificate CA file',
+  },
   { name: 'MCP_TLS_CERT', key: ['server', 'tls_cert'], kind: 'string', description: 'TLS certificate file' },
   { name: 'MCP_TLS_KEY', key: ['server', 'tls_key'], kind: 'string', description: 'TLS private key file' },
   {
@@ -142,6 +148,12 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
     key: ['authentication', 'issuer'],
     kind: 'string',
     description: 'OAuth issuer URL',
+  },
+  {
+    name: 'MCP_SECRET_KEY',
+    key: ['authentication', 'secret_key'],
+    kind: 'string',
+    description: 'server secret (secret)',
   },
   {
     name: 'MCP_TOKEN_EXPIRY',
@@ -467,6 +479,7 @@ function resolve(parsed: ParsedConfig, configFile: string | undefined): Config {
         parsed.server.tls_cert === undefined ? undefined : path.resolve(expandHome(parsed.server.tls_cert)),
       tls_key:
         parsed.server.tls_key === undefined ? undefined : path.resolve(expandHome(parsed.server.tls_key)),
+      tls_client_ca: fileRel(parsed.server.tls_client_ca),
     },
     database: {
       type:
@@ -479,6 +492,7 @@ function resolve(parsed: ParsedConfig, configFile: string | undefined): Config {
     authentication: {
       ...parsed.authentication,
       enabled: isLocal ? false : (parsed.authentication.enabled ?? true),
+      metadata_fetch_ca: fileRel(parsed.authentication.metadata_fetch_ca),
     },
     features: {
       vector_search: vector,
@@ -512,8 +526,12 @@ export function redactConfig(config: Config): Record<string, unknown> {
   const copy = JSON.parse(JSON.stringify(config)) as {
     database: { connection_string?: string };
     embeddings: { api_key?: string };
+    authentication: { secret_key?: string; introspection_client_secret?: string };
   } & Record<string, unknown>;
   if (copy.embeddings.api_key !== undefined) copy.embeddings.api_key = REDACTED;
+  if (copy.authentication.secret_key !== undefined) copy.authentication.secret_key = REDACTED;
+  if (copy.authentication.introspection_client_secret !== undefined)
+    copy.authentication.introspection_client_secret = REDACTED;
   const cs = copy.database.connection_string;
   if (cs !== undefined) {
     try {

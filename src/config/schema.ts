@@ -46,6 +46,13 @@ const serverSchema = z
       .describe('Public URL of the server when behind a proxy (canonical MCP URI base).'),
     tls_cert: z.string().min(1).optional().describe('PEM certificate chain file (MCP_TLS_CERT).'),
     tls_key: z.string().min(1).optional().describe('PEM private key file (MCP_TLS_KEY).'),
+    tls_client_ca: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'PEM CA file for client certificates (MCP_TLS_CLIENT_CA): tls_client_auth and certificate-bound tokens.',
+      ),
     sessions: z
       .enum(['stateful', 'stateless'])
       .default('stateful')
@@ -147,6 +154,42 @@ const authenticationSchema = z
       .describe('OAuth issuer URL (MCP_OAUTH_ISSUER).'),
     allow_signup: z.boolean().default(false).describe('Let visitors create accounts.'),
     require_dpop: z.boolean().default(false).describe('Require DPoP-bound tokens for public clients.'),
+    secret_key: z
+      .string()
+      .min(32, {
+        error: 'the secret key must be at least 32 characters (generate one with: openssl rand -base64 48)',
+      })
+      .optional()
+      .describe(
+        'Server secret (MCP_SECRET_KEY; secret: redacted) encrypting signing keys and signing cookies; every replica needs the same. Unset on a loopback bind: made once in <data_dir>/secret.key.',
+      ),
+    client_id_metadata_documents: z
+      .boolean()
+      .default(true)
+      .describe('Accept URL client ids (Client ID Metadata Documents), fetched with SSRF protection.'),
+    metadata_fetch_allow: z
+      .array(z.url({ protocol: /^https$/ }))
+      .default([])
+      .describe(
+        'HTTPS origins on private or loopback addresses that client metadata documents and JWKS may still be fetched from (for tests and intranets).',
+      ),
+    metadata_fetch_ca: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Extra PEM CA file trusted when fetching client metadata documents and JWKS (tests, private CAs).',
+      ),
+    introspection_client_id: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('External issuer only: client id for its introspection endpoint (opaque tokens).'),
+    introspection_client_secret: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('External issuer only: client secret for its introspection endpoint (secret: redacted).'),
   })
   .describe('HTTP mode authorization settings.');
 

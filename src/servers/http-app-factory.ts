@@ -10,9 +10,13 @@ import { ChangeHub, LOCAL_CALLER } from '../mcp/context.js';
 import type { Logger } from '../observability/logger.js';
 import { Reembedder, reportingFailures } from '../assistant/reembedder.js';
 import { createEmbeddingProvider } from '../storage/embeddings/index.js';
-import { DatabaseStartupError, openPostgresStore } from '../storage/postgres/index.js';
+import { DatabaseStartupError, openPostgresStore, type PostgresStore } from '../storage/postgres/index.js';
 import { VERSION } from '../version.js';
 import { startHttpApp } from './http/app.js';
+import { createEmbeddedAuth, createExternalAuth } from '../auth/http-auth.js';
+import { createTrustedFetch } from '../auth/fetch.js';
+import type { ClientAuthMethod } from '../auth/provider.js';
+import { loadOrCreateSecret } from '../auth/secret.js';
 import { StartupError, type HttpPlan } from './http-preflight.js';
 
 export interface HttpApplication {
@@ -21,6 +25,8 @@ export interface HttpApplication {
   /** The MCP endpoint, `<url>/mcp`. */
   readonly mcpUrl: string;
   readonly port: number;
+  /** The database (for the process's own admin work and tests). */
+  readonly store: PostgresStore;
   reloadTls(options: SecureContextOptions): void;
   /** Stops accepting, drains in-flight requests, then closes the store. */
   close(): Promise<void>;
@@ -107,6 +113,14 @@ export async function startHttpApplication(input: {
       : // Uploads travel base64-encoded inside JSON: a third larger, plus 1 MiB for the envelope.
         Math.ceil((config.documents.max_file_size_bytes * 4) / 3) + 1024 * 1024;
   worker.reembedder = embeddings ? new Reembedder({ assistant, store, logger }) : undefined;
+  const auth = config.authentication;
+  const authOn = auth.enabled;
+  const externalIssuer = auth.issuer?.replace(/\/$/, '');
+  const mtls = tls !== null && config.server.tls_client_ca !== undefined;
+  const trustedFetch = createTrustedFetch({
+    allowOrigins: auth.metadata_fetch_allow,
+    caFile: auth.metadata_fetch_ca,
+  });
   try {
     const app = await startHttpApp({
       host: plan.host,
@@ -122,8 +136,41 @@ export async function startHttpApplication(input: {
       mcp: { assistant, hub, logger, version: VERSION },
       defaultTimeZone: config.assistant.timezone ?? systemTimeZone(),
       readiness: () => store.readiness(),
-      // No authentication yet: HTTP mode serves only on loopback (http-preflight.ts), as the one local user.
-      caller: () => LOCAL_CALLER,
+      ...(authOn
+        ? {
+            auth: async ({ issuer, resource }: { issuer: string; resource: string }) =>
+              externalIssuer !== undefined && externalIssuer !== issuer
+                ? createExternalAuth({
+                    issuer: externalIssuer,
+                    resource,
+                    introspection:
+                      auth.introspection_client_id !== undefined && auth.introspection_client_secret !== undefined
+                        ? { clientId: auth.introspection_client_id, clientSecret: auth.introspection_client_secret }
+                        : undefined,
+                    ...(trustedFetch ? { fetch: trustedFetch as typeof fetch } : {}),
+                    logger,
+                  })
+                : createEmbeddedAuth({
+                    store,
+                    secret: (await loadOrCreateSecret(auth.secret_key, config.data_dir)).secret,
+                    issuer,
+                    resource,
+                    tokenTtlSeconds: auth.token_expiry,
+                    pkceMethods: auth.pkce_methods,
+                    clientAuthMethods: auth.client_auth_methods.filter(
+                      (m) => m !== 'tls_client_auth' || mtls,
+                    ) as ClientAuthMethod[],
+                    dynamicRegistration: config.features.dynamic_client_registration,
+                    clientIdMetadataDocuments: auth.client_id_metadata_documents,
+                    allowSignup: auth.allow_signup,
+                    requireDpop: auth.require_dpop,
+                    mtls,
+                    ...(trustedFetch ? { fetch: trustedFetch } : {}),
+                    logger,
+                  }),
+          }
+        : // Authentication off: only on loopback (http-preflight.ts), as the one local user.
+          { caller: () => LOCAL_CALLER }),
       logger,
     });
     // Re-embeds what is missing, pending or outdated, in the background, once the server listens.
@@ -132,6 +179,7 @@ export async function startHttpApplication(input: {
       url: new URL(app.url).origin,
       mcpUrl: app.url,
       port: app.port,
+      store,
       reloadTls: (options) => app.reloadTls(options),
       close: async () => {
         try {

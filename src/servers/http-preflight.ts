@@ -44,8 +44,8 @@ export function isLoopbackHost(host: string): boolean {
   return false;
 }
 
-const NO_AUTH_YET =
-  'HTTP mode has no authentication yet (it comes in the next release), so it serves only on a loopback address ' +
+const NO_AUTH =
+  'authentication is off (authentication.enabled false), so HTTP mode serves only on a loopback address ' +
   '(127.0.0.1, ::1 or localhost) where no other machine can reach it';
 
 /**
@@ -107,7 +107,26 @@ export function planHttpStartup(config: Config, options: { dev?: boolean } = {})
           '127.0.0.1, ::1 or localhost; elsewhere set MCP_TLS_CERT and MCP_TLS_KEY',
       );
     }
-    problems.push(`cannot bind to ${host}: ${NO_AUTH_YET}. Use --host 127.0.0.1 (MCP_HOST, server.host)`);
+    if (!config.authentication.enabled) {
+      problems.push(
+        `cannot bind to ${host}: ${NO_AUTH}. Turn authentication on, or use --host 127.0.0.1 (MCP_HOST, server.host)`,
+      );
+    } else if (config.authentication.secret_key === undefined) {
+      problems.push(
+        `serving on ${host} needs a server secret shared by every replica: set MCP_SECRET_KEY ` +
+          '(authentication.secret_key), e.g. the output of `openssl rand -base64 48`',
+      );
+    }
+  }
+  if (config.authentication.enabled && tls.kind === 'none' && problems.length === 0) {
+    problems.push(
+      'OAuth needs HTTPS (its cookies are Secure and its URLs https), but this server would speak plain HTTP: ' +
+        'run `mcp-pa serve --dev` for a localhost certificate, set MCP_TLS_CERT and MCP_TLS_KEY, or — for an ' +
+        'unauthenticated development server on loopback only — set authentication.enabled to false',
+    );
+  }
+  if (config.server.tls_client_ca !== undefined && tls.kind === 'none' && problems.length === 0) {
+    problems.push('server.tls_client_ca (MCP_TLS_CLIENT_CA) needs TLS: client certificates travel in the TLS handshake');
   }
 
   if (problems.length === 0 && tls.kind === 'none') {
@@ -117,6 +136,30 @@ export function planHttpStartup(config: Config, options: { dev?: boolean } = {})
     );
   }
 
+  const db = planDatabase(config);
+  problems.push(...db.problems);
+  if (problems.length === 0) warnings.push(...db.warnings);
+  const database = db.database;
+
+  if (problems.length > 0) {
+    throw new StartupError(
+      problems.length === 1
+        ? `cannot start HTTP mode: ${problems[0]}`
+        : `cannot start HTTP mode:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+      2,
+    );
+  }
+  return { host, port, tls, database, warnings };
+}
+
+/** Which database HTTP mode (and the admin commands) use, with the configuration problems that stop it. */
+export function planDatabase(config: Config): {
+  database: DatabasePlan;
+  problems: string[];
+  warnings: string[];
+} {
+  const problems: string[] = [];
+  const warnings: string[] = [];
   let database: DatabasePlan;
   const url = config.database.connection_string;
   if (config.database.type === 'postgresql') {
@@ -147,15 +190,7 @@ export function planHttpStartup(config: Config, options: { dev?: boolean } = {})
     );
   }
 
-  if (problems.length > 0) {
-    throw new StartupError(
-      problems.length === 1
-        ? `cannot start HTTP mode: ${problems[0]}`
-        : `cannot start HTTP mode:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
-      2,
-    );
-  }
-  return { host, port, tls, database, warnings };
+  return { database, problems, warnings };
 }
 
 /** The database for logs and the banner, without its password. */

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import { readFile } from 'node:fs/promises';
+import type { SecureContextOptions } from 'node:tls';
 /**
  * HTTP mode: MCP Streamable HTTP over HTTPS. `mcp-pa serve` (src/cli.ts) calls {@link runHttpServer};
  * `node dist/servers/http-server.js` runs {@link main}, with configuration from the environment and MCP_CONFIG.
@@ -35,6 +37,8 @@ export interface HttpServer {
   readonly mcpUrl: string;
   readonly port: number;
   readonly plan: HttpPlan;
+  /** The database the server uses (admin work in the same process, tests). */
+  readonly store: HttpApplication['store'];
   /** The certificate being served, or null for plain HTTP on loopback. */
   tls(): TlsMaterial | null;
   /** Re-reads and re-checks the certificate and key; serves them if good, else keeps the old pair and throws. */
@@ -77,13 +81,28 @@ export async function startHttpServer(
   }
   for (const w of plan.warnings) logger.warn(w);
 
+  // mTLS (RFC 8705): client certificates are asked for, never required at the handshake (browsers and public
+  // clients have none); the authorization server and the resource server check them where they matter.
+  const clientCaFile = config.server.tls_client_ca;
+  const clientCa =
+    clientCaFile === undefined
+      ? undefined
+      : await readFile(clientCaFile, 'utf8').catch((err: unknown) => {
+          throw new StartupError(
+            `cannot read the client certificate CA file ${clientCaFile} (server.tls_client_ca): ${(err as Error).message}`,
+            2,
+          );
+        });
+  const withClientCa = (options: SecureContextOptions): SecureContextOptions =>
+    clientCa === undefined ? options : { ...options, ca: clientCa };
+  const clientCertRequest = clientCa === undefined ? {} : { requestCert: true, rejectUnauthorized: false };
   // The app and the database drivers load only once the rules and the certificate have passed.
   const { startHttpApplication } = await import('./http-app-factory.js');
   const app: HttpApplication = await startHttpApplication({
     config,
     logger,
     plan,
-    tls: material ? secureContextOptions(material) : null,
+    tls: material ? { ...withClientCa(secureContextOptions(material)), ...clientCertRequest } : null,
   });
 
   if (plan.tls.kind === 'dev' && material) {
@@ -110,6 +129,7 @@ export async function startHttpServer(
     mcpUrl: app.mcpUrl,
     port: app.port,
     plan,
+    store: app.store,
     tls: () => material,
     reloadTls: () => {
       if (material === null)
@@ -120,7 +140,7 @@ export async function startHttpServer(
       reloading ??= (async () => {
         const current = material as TlsMaterial;
         const next = await loadTlsMaterial(current.certFile, current.keyFile, { warn });
-        app.reloadTls(secureContextOptions(next));
+        app.reloadTls(withClientCa(secureContextOptions(next)));
         material = next;
         return next;
       })().finally(() => {

@@ -196,7 +196,8 @@ function adapterSuite(open: () => Promise<{ store: PostgresStore; close: () => P
         made.push([model, id]);
       }
     }
-    // The Grant record itself and an interaction mentioning the grant are not tokens issued under it.
+    // The Grant record goes with its tokens (the resource server treats a JWT whose grant is gone as revoked);
+    // an interaction mentioning the grant is not issued under it and stays.
     await new Adapter('Grant').upsert(grant, { jti: grant, accountId: 'a' }, 600);
     const interaction = fresh('int');
     await new Adapter('Interaction').upsert(interaction, { jti: interaction, grantId: grant }, 600);
@@ -211,7 +212,7 @@ function adapterSuite(open: () => Promise<{ store: PostgresStore; close: () => P
     }
     expect(await rowCount(store, 'grant_id = $1', [grant])).toBe(0);
     expect(await rowCount(store, 'grant_id = $1', [other])).toBe(4);
-    expect(await new Adapter('Grant').find(grant)).toEqual({ jti: grant, accountId: 'a' });
+    expect(await new Adapter('Grant').find(grant)).toBeUndefined();
     expect(await new Adapter('Interaction').find(interaction)).toMatchObject({ grantId: grant });
   });
 

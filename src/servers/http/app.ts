@@ -3,8 +3,8 @@ import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { SecureContextOptions, Server as TlsServer } from 'node:tls';
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
-import type { CallerContext, McpDependencies } from '../../mcp/context.js';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { SCOPES, type CallerContext, type McpDependencies } from '../../mcp/context.js';
 import type { Logger } from '../../observability/logger.js';
 import {
   hostnameOf,
@@ -16,7 +16,9 @@ import {
   parseAllowedOrigin,
   RPC,
 } from './guards.js';
-import { MCP_PATH, registerMcpRoute } from './mcp-route.js';
+import type { HttpAuth } from '../../auth/http-auth.js';
+import { PAGE_CSP } from '../../auth/pages.js';
+import { MCP_PATH, registerMcpRoute, type CallerDecision } from './mcp-route.js';
 import { computeToolList, ServerPool, SessionRegistry } from './sessions.js';
 
 export interface HttpAppOptions {
@@ -34,8 +36,17 @@ export interface HttpAppOptions {
   mcp: Omit<McpDependencies, 'caller' | 'completionTenant'>;
   defaultTimeZone: string;
   readiness: () => Promise<{ ok: true } | { ok: false; reason: string }>;
-  /** Who is calling (auth comes in a later issue; for now the server passes a fixed caller). null = unauthenticated → 401. */
-  caller: (req: IncomingMessage) => CallerContext | null;
+  /**
+   * Who is calling when `auth` is not given (tests, and the unauthenticated loopback development server).
+   * null = unauthenticated → 401.
+   */
+  caller?: (req: IncomingMessage) => CallerContext | null;
+  /**
+   * OAuth: made once the server listens (the issuer and resource URIs contain the port), from the issuer (scheme,
+   * host and port clients use) and the canonical MCP URI. Serves /oauth/*, /account/*, /.well-known/* and checks
+   * every /mcp request's token.
+   */
+  auth?: (urls: { issuer: string; resource: string }) => Promise<HttpAuth>;
   logger: Logger;
   /** How long close() lets in-flight requests finish before it cuts the connections (default 10 s). */
   shutdownGraceMs?: number;
@@ -52,6 +63,9 @@ export interface HttpAppOptions {
 export interface RunningHttpApp {
   /** The MCP endpoint on the listening address, e.g. https://127.0.0.1:8443/mcp. */
   readonly url: string;
+  /** The OAuth issuer and the canonical MCP URI (the public URL's when configured), when auth is on. */
+  readonly issuer?: string;
+  readonly resource: string;
   readonly port: number;
   /** New connections present the new certificate; established connections keep theirs. */
   reloadTls(options: SecureContextOptions): void;
@@ -199,11 +213,70 @@ export async function startHttpApp(options: HttpAppOptions): Promise<RunningHttp
   const ownOrigins: string[] = [];
   if (publicOrigin) ownOrigins.push(publicOrigin);
   const origins = new OriginPolicy(ownOrigins, configuredOrigins);
+  // The authorization side, made after listen (see HttpAppOptions.auth); its routes exist from the start.
+  let auth: HttpAuth | undefined;
+  const fixedCaller = options.caller;
+  const authenticate = async (req: IncomingMessage): Promise<CallerDecision> => {
+    if (auth !== undefined) {
+      const outcome = await auth.authenticate(req);
+      if (outcome.ok) return { ok: true, caller: outcome.caller };
+      return {
+        ok: false,
+        status: outcome.status,
+        wwwAuthenticate: auth.challenge(outcome),
+        message: `Unauthorized: ${outcome.description}`,
+      };
+    }
+    const caller = fixedCaller?.(req) ?? null;
+    if (caller !== null) return { ok: true, caller };
+    return {
+      ok: false,
+      status: 401,
+      wwwAuthenticate: 'Bearer',
+      message: 'Unauthorized: authentication required',
+    };
+  };
+  const toolScopes = new Map<string, string>();
+  for (const tool of (toolList ?? (await computeToolList(options.mcp, options.defaultTimeZone))).tools) {
+    toolScopes.set(tool.name, tool.annotations?.readOnlyHint === true ? SCOPES.read : SCOPES.write);
+  }
+  const READ_METHODS = new Set(['resources/read', 'resources/list', 'resources/templates/list', 'prompts/get', 'resources/subscribe']);
+  const missingScope = (message: unknown, caller: CallerContext): string | null => {
+    if (message === null || typeof message !== 'object') return null;
+    const m = message as { method?: unknown; params?: { name?: unknown } };
+    let needed: string | undefined;
+    if (m.method === 'tools/call' && typeof m.params?.name === 'string') needed = toolScopes.get(m.params.name);
+    else if (typeof m.method === 'string' && READ_METHODS.has(m.method)) needed = SCOPES.read;
+    return needed !== undefined && !caller.scopes.has(needed) ? needed : null;
+  };
+
+  void app.register(async (scope) => {
+    // The authorization server reads its own bodies (oidc-provider takes raw requests): nothing is parsed here.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', (_req, _payload, done) => done(null));
+    const delegate = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+      const path = request.url.split('?')[0] ?? '/';
+      if (auth === undefined || !auth.owns(path)) {
+        reply.code(404).header('content-type', 'application/json').send(JSON.stringify({ error: 'not_found' }));
+        return;
+      }
+      reply.hijack();
+      reply.raw.setHeader('Content-Security-Policy', PAGE_CSP);
+      await auth.handle(request.raw, reply.raw);
+    };
+    for (const prefix of ['/oauth/*', '/account', '/account/*', '/.well-known/*']) scope.all(prefix, delegate);
+  });
+
   registerMcpRoute(app, {
     sessions: options.sessions,
     bodyLimitBytes: options.bodyLimitBytes,
     origins,
-    caller: options.caller,
+    authenticate,
+    missingScope,
+    insufficientScope: (needed) =>
+      auth?.challenge({ error: 'insufficient_scope', description: `this request needs the ${needed} scope` }, [
+        ...new Set([SCOPES.read, needed]),
+      ]) ?? `Bearer error="insufficient_scope", scope="${needed}"`,
     deps: options.mcp,
     defaultTimeZone: options.defaultTimeZone,
     registry,
@@ -220,6 +293,16 @@ export async function startHttpApp(options: HttpAppOptions): Promise<RunningHttp
     : [urlHost(options.host)];
   for (const name of new Set(listeningNames)) origins.addOwn(`${scheme}://${name}:${port}`);
   const url = `${scheme}://${urlHost(options.host)}:${port}${MCP_PATH}`;
+  const issuer = publicOrigin ?? `${scheme}://${urlHost(options.host)}:${port}`;
+  const resource = `${issuer}${MCP_PATH}`;
+  if (options.auth) {
+    try {
+      auth = await options.auth({ issuer, resource });
+    } catch (err) {
+      await app.close();
+      throw err;
+    }
+  }
 
   const sweeper =
     options.sessions === 'stateful'
@@ -230,6 +313,8 @@ export async function startHttpApp(options: HttpAppOptions): Promise<RunningHttp
 
   return {
     url,
+    ...(auth ? { issuer } : {}),
+    resource,
     port,
     reloadTls(next: SecureContextOptions): void {
       if (!tls) throw new Error('this server speaks plain HTTP: there is no certificate to reload');
@@ -254,6 +339,7 @@ export async function startHttpApp(options: HttpAppOptions): Promise<RunningHttp
           clearTimeout(force);
           await registry.closeAll();
           pool.close();
+          await auth?.close();
         }
         logger.info('HTTP server closed');
       })();

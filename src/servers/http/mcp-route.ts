@@ -36,7 +36,14 @@ export interface McpRouteOptions {
   readonly sessions: 'stateful' | 'stateless';
   readonly bodyLimitBytes: number;
   readonly origins: OriginPolicy;
-  readonly caller: (req: IncomingMessage) => CallerContext | null;
+  /** Who is calling, or why the request is refused (status, WWW-Authenticate). Runs before the body is read. */
+  readonly authenticate: (req: IncomingMessage) => Promise<CallerDecision>;
+  /**
+   * The scope a message needs that the caller lacks (null: none): answered 403 insufficient_scope with the
+   * WWW-Authenticate `challenge` gives, so the client can step up.
+   */
+  readonly missingScope?: (message: unknown, caller: CallerContext) => string | null;
+  readonly insufficientScope?: (scope: string) => string;
   readonly deps: BaseDependencies;
   readonly defaultTimeZone: string;
   readonly registry: SessionRegistry;
@@ -51,6 +58,10 @@ const CORS_ALLOW_HEADERS =
 const CORS_EXPOSE_HEADERS = 'Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate';
 
 type McpRequest = FastifyRequest & { mcpCaller?: CallerContext };
+
+export type CallerDecision =
+  | { readonly ok: true; readonly caller: CallerContext }
+  | { readonly ok: false; readonly status: number; readonly wwwAuthenticate: string; readonly message: string };
 
 function header(req: FastifyRequest, name: string): string | undefined {
   const v = req.headers[name];
@@ -155,13 +166,13 @@ export function registerMcpRoute(app: FastifyInstance, options: McpRouteOptions)
         allow: allowedMethods,
       });
     }
-    const caller = options.caller(req.raw);
-    if (caller === null) {
-      return refuse(reply, 401, RPC.server, 'Unauthorized: authentication required', {
-        'www-authenticate': 'Bearer',
+    const decision = await options.authenticate(req.raw);
+    if (!decision.ok) {
+      return refuse(reply, decision.status, RPC.server, decision.message, {
+        'www-authenticate': decision.wwwAuthenticate,
       });
     }
-    req.mcpCaller = caller;
+    req.mcpCaller = decision.caller;
     const version = header(req, 'mcp-protocol-version');
     if (version !== undefined && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
       return refuse(
@@ -324,6 +335,17 @@ export function registerMcpRoute(app: FastifyInstance, options: McpRouteOptions)
             RPC.invalidRequest,
             'Invalid Request: expected a JSON-RPC 2.0 message (or a batch of them)',
           );
+        }
+      }
+      if (options.missingScope && options.insufficientScope) {
+        const caller = req.mcpCaller as CallerContext;
+        for (const message of Array.isArray(body) ? body : [body]) {
+          const scope = options.missingScope(message, caller);
+          if (scope !== null) {
+            return refuse(reply, 403, RPC.server, `Forbidden: this request needs the ${scope} scope`, {
+              'www-authenticate': options.insufficientScope(scope),
+            });
+          }
         }
       }
       if (!stateful) return stateless(req, reply, body);

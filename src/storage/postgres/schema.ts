@@ -42,7 +42,7 @@ export const TENANT_TABLES = [
   'legacy_imports',
 ] as const;
 /** Tables outside tenancy (authorization-server state): no tenant_id, no RLS, no privileges for the app role. */
-export const SERVER_STATE_TABLES = ['oauth_state'] as const;
+export const SERVER_STATE_TABLES = ['oauth_state', 'users', 'oauth_keys', 'oauth_grant_usage'] as const;
 /** Taken with pg_advisory_xact_lock while migrating, so replicas starting together migrate one at a time. */
 const MIGRATION_LOCK = '7362813509450117';
 
@@ -383,6 +383,41 @@ CREATE INDEX oauth_state_uid ON oauth_state (model, uid) WHERE uid IS NOT NULL;
 CREATE INDEX oauth_state_expiry ON oauth_state (expires_at) WHERE expires_at IS NOT NULL;
 REVOKE ALL ON TABLE oauth_state FROM PUBLIC;
 REVOKE ALL ON TABLE oauth_state FROM ${APP_ROLE};
+`,
+  },
+  {
+    version: 4,
+    name: 'accounts, signing keys and grant usage',
+    // Server state like oauth_state: no tenant_id, no row-level security, nothing for the application role.
+    // users: one row per account; its id is the tenant id every tool call runs under (the token's subject).
+    // oauth_keys: the authorization server's signing keys; the private half is encrypted with the server secret
+    // (src/auth/keys.ts). A key with retire_at set is published (tokens it signed still verify) but no longer
+    // signs; it is deleted once retire_at has passed.
+    // oauth_grant_usage: when a grant last obtained or used a token (the connected-apps page).
+    sql: `
+CREATE TABLE users (
+  id            text COLLATE "C" PRIMARY KEY,
+  username      text COLLATE "C" NOT NULL UNIQUE,
+  password_hash text NOT NULL,
+  disabled      boolean NOT NULL DEFAULT false,
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  updated_at    timestamptz NOT NULL DEFAULT now(),
+  last_login_at timestamptz
+);
+CREATE TABLE oauth_keys (
+  kid                   text COLLATE "C" PRIMARY KEY,
+  alg                   text NOT NULL,
+  public_jwk            jsonb NOT NULL,
+  private_jwk_encrypted text NOT NULL,
+  created_at            timestamptz NOT NULL DEFAULT now(),
+  retire_at             timestamptz
+);
+CREATE TABLE oauth_grant_usage (
+  grant_id     text COLLATE "C" PRIMARY KEY,
+  last_used_at timestamptz NOT NULL
+);
+REVOKE ALL ON TABLE users, oauth_keys, oauth_grant_usage FROM PUBLIC;
+REVOKE ALL ON TABLE users, oauth_keys, oauth_grant_usage FROM ${APP_ROLE};
 `,
   },
 ];

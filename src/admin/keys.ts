@@ -1,0 +1,171 @@
+/**
+ * `mcp-pa keys list [--json]` and `mcp-pa keys rotate [--overlap SECONDS]`: the authorization server's signing
+ * keys (src/auth/keys.ts) in HTTP mode's database.
+ *
+ * A rotation makes a new active key; the previous one stays published for `overlap` seconds (by default the
+ * access-token lifetime plus 5 minutes, so every token it signed expires before it leaves the JWKS). Running
+ * servers notice the new set within 30 seconds.
+ */
+import { parseArgs } from 'node:util';
+import { KeyDecryptionError, KeyStore, MAX_OVERLAP_SECONDS } from '../auth/keys.js';
+import { loadOrCreateSecret } from '../auth/secret.js';
+import type { Config } from '../config/index.js';
+import type { Logger } from '../observability/logger.js';
+import type { PostgresStore } from '../storage/postgres/postgres-store.js';
+import type { AdminIo } from './index.js';
+import { openAdminStore } from './store.js';
+
+const EXIT_OK = 0;
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+
+/** Added to the access-token lifetime for the default overlap: clock skew and tokens issued mid-rotation. */
+const OVERLAP_MARGIN_SECONDS = 300;
+
+const USAGE = `usage: mcp-pa keys list [--json]
+       mcp-pa keys rotate [--overlap SECONDS]
+  list      the signing keys: the active one (signs) and retiring ones (still published so their tokens verify)
+  rotate    make a new active key; the previous one stays published for --overlap seconds
+            (default: authentication.token_expiry + ${OVERLAP_MARGIN_SECONDS})`;
+
+class UsageError extends Error {}
+
+function parse(
+  args: string[],
+  options: Record<string, { type: 'string' | 'boolean' }>,
+): Record<string, string | boolean | undefined> {
+  try {
+    const { values, positionals } = parseArgs({ args, options, strict: true, allowPositionals: true });
+    if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals.join(' ')}"`);
+    return values as Record<string, string | boolean | undefined>;
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/** The --overlap value: whole seconds from 1 to MAX_OVERLAP_SECONDS. */
+function parseOverlap(text: string): number {
+  const value = /^\d+$/.test(text.trim()) ? Number(text.trim()) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < 1 || value > MAX_OVERLAP_SECONDS) {
+    throw new UsageError(
+      `--overlap must be a whole number of seconds from 1 to ${MAX_OVERLAP_SECONDS} (got "${text}")`,
+    );
+  }
+  return value;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows
+    .map((r) =>
+      r
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+async function withKeyStore<T>(
+  config: Config,
+  logger: Logger,
+  fn: (keys: KeyStore, store: PostgresStore) => Promise<T>,
+): Promise<T> {
+  const { secret } = await loadOrCreateSecret(config.authentication.secret_key, config.data_dir);
+  const store = await openAdminStore(config, logger);
+  try {
+    return await fn(new KeyStore(store, secret), store);
+  } finally {
+    await store.close();
+  }
+}
+
+async function list(args: string[], config: Config, io: AdminIo, logger: Logger): Promise<number> {
+  const values = parse(args, { json: { type: 'boolean' } });
+  const keys = await withKeyStore(config, logger, (k) => k.list());
+  if (values['json'] === true) {
+    io.stdout.write(`${JSON.stringify(keys, null, 2)}\n`);
+    return EXIT_OK;
+  }
+  if (keys.length === 0) {
+    io.stdout.write('No signing keys yet: the first server start (or `mcp-pa keys rotate`) makes one.\n');
+    return EXIT_OK;
+  }
+  const rows = [['KID', 'ALG', 'STATE', 'CREATED', 'PUBLISHED UNTIL']];
+  for (const k of keys) rows.push([k.kid, k.alg, k.state, k.createdAt, k.retireAt ?? '-']);
+  io.stdout.write(`${table(rows)}\n`);
+  return EXIT_OK;
+}
+
+async function rotate(args: string[], config: Config, io: AdminIo, logger: Logger): Promise<number> {
+  const values = parse(args, { overlap: { type: 'string' } });
+  const tokenExpiry = config.authentication.token_expiry;
+  const overlapText = values['overlap'];
+  const overlap =
+    typeof overlapText === 'string' ? parseOverlap(overlapText) : tokenExpiry + OVERLAP_MARGIN_SECONDS;
+  const { kid, retiring, listed } = await withKeyStore(config, logger, async (keys) => {
+    const rotated = await keys.rotate(overlap);
+    return { ...rotated, listed: await keys.list() };
+  });
+  const out: string[] = [`New signing key ${kid} is now active.`];
+  if (retiring.length === 0) {
+    out.push('There was no previous key.');
+  } else {
+    for (const old of retiring) {
+      const until = listed.find((k) => k.kid === old)?.retireAt ?? `${overlap} seconds from now`;
+      out.push(
+        `The previous key ${old} stays published until ${until} (${overlap} s), so tokens it signed keep verifying.`,
+      );
+    }
+    if (overlap < tokenExpiry) {
+      out.push(
+        `Warning: the overlap is shorter than the access-token lifetime (${tokenExpiry} s): tokens signed by the ` +
+          'previous key shortly before the rotation stop verifying before they expire.',
+      );
+    }
+  }
+  out.push('Running servers pick up the new key within 30 seconds.');
+  io.stdout.write(`${out.join('\n')}\n`);
+  return EXIT_OK;
+}
+
+/** `mcp-pa keys …` (args: what follows `keys`). Exit code 0 success, 1 failure, 2 usage error. */
+export async function runKeysCommand(
+  args: string[],
+  config: Config,
+  io: AdminIo,
+  logger: Logger,
+): Promise<number> {
+  const [command, ...rest] = args;
+  try {
+    switch (command) {
+      case 'list':
+        return await list(rest, config, io, logger);
+      case 'rotate':
+        return await rotate(rest, config, io, logger);
+      case 'help':
+      case '--help':
+      case '-h':
+        io.stdout.write(`${USAGE}\n`);
+        return EXIT_OK;
+      case undefined:
+        io.stderr.write(`mcp-pa keys: a command is needed\n${USAGE}\n`);
+        return EXIT_USAGE;
+      default:
+        io.stderr.write(`mcp-pa keys: unknown command "${command}"\n${USAGE}\n`);
+        return EXIT_USAGE;
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr.write(`mcp-pa keys ${command}: ${err.message}\n${USAGE}\n`);
+      return EXIT_USAGE;
+    }
+    if (err instanceof KeyDecryptionError) {
+      io.stderr.write(`mcp-pa keys ${command}: ${err.message}\n`);
+      return EXIT_FAILURE;
+    }
+    io.stderr.write(`mcp-pa keys ${command}: ${err instanceof Error ? err.message : String(err)}\n`);
+    return EXIT_FAILURE;
+  }
+}

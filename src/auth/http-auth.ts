@@ -1,0 +1,713 @@
+/**
+ * HTTP mode's authorization, as the HTTP app sees it: the token check for /mcp, and the raw handler for every
+ * path the authorization side owns — the embedded authorization server (/oauth/*, its metadata), its login,
+ * consent and connected-apps pages, and the protected-resource metadata (RFC 9728).
+ *
+ * Two kinds: `createEmbeddedAuth` (oidc-provider on the HTTP database) and `createExternalAuth` (another issuer's
+ * tokens, validated by its JWKS or by introspection; no pages).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import type { Provider, InteractionDetails } from 'oidc-provider';
+import type { JSONWebKeySet, JWTPayload } from 'jose';
+import type { Logger } from '../observability/logger.js';
+import type { PostgresStore } from '../storage/postgres/postgres-store.js';
+import { AccountStore } from './accounts.js';
+import { createOidcAdapterFactory, startSweeper, type OidcAdapterClass, type Sweeper } from './oidc-adapter.js';
+import {
+  renderAppsPage,
+  renderConsentPage,
+  renderErrorPage,
+  renderLoginPage,
+  renderSignupPage,
+  type ConnectedApp,
+} from './pages.js';
+import {
+  createAuthorizationServer,
+  INTERACTION_PREFIX,
+  OAUTH_PREFIX,
+  SCOPE_DESCRIPTIONS,
+  type ClientAuthMethod,
+} from './provider.js';
+import { KeyStore, type SigningKeySet } from './keys.js';
+import { deriveKey } from './secret.js';
+import { ReloadingKeySet, remoteKeys, ResourceServer, type AuthOutcome } from './resource-server.js';
+import {
+  ACCOUNT_COOKIE,
+  appendSetCookie,
+  crossOrigin,
+  Csrf,
+  FormError,
+  hostCookie,
+  parseCookies,
+  readForm,
+  seeOther,
+  sendHtml,
+  sendJson,
+} from './web.js';
+
+export const PRM_PATH = '/.well-known/oauth-protected-resource';
+const AS_METADATA_PATH = '/.well-known/oauth-authorization-server';
+const OIDC_METADATA_PATH = '/.well-known/openid-configuration';
+const ACCOUNT_PREFIX = '/account';
+const ACCOUNT_SESSION_TTL_S = 8 * 3600;
+const GRANT_CACHE_MS = 500;
+const USAGE_WRITE_INTERVAL_MS = 60_000;
+
+export interface HttpAuth {
+  /** Checks the access token of an /mcp request. */
+  authenticate(req: IncomingMessage): Promise<AuthOutcome>;
+  /** The WWW-Authenticate value for a refusal, or for insufficient_scope naming the scopes needed. */
+  challenge(
+    refusal: { error?: string | undefined; description?: string | undefined; dpop?: boolean },
+    scope?: readonly string[],
+  ): string;
+  /** Whether handle() serves this path. */
+  owns(path: string): boolean;
+  handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface EmbeddedAuthOptions {
+  readonly store: PostgresStore;
+  readonly secret: string;
+  /** Scheme, host and port clients use (no path): the issuer. */
+  readonly issuer: string;
+  /** The canonical MCP URI. */
+  readonly resource: string;
+  readonly tokenTtlSeconds: number;
+  readonly pkceMethods: readonly ('S256' | 'plain')[];
+  readonly clientAuthMethods: readonly ClientAuthMethod[];
+  readonly dynamicRegistration: boolean;
+  readonly clientIdMetadataDocuments: boolean;
+  readonly allowSignup: boolean;
+  readonly requireDpop: boolean;
+  readonly mtls: boolean;
+  readonly fetch?: (url: string | URL, init: RequestInit & { dispatcher?: unknown }) => Promise<Response>;
+  readonly logger: Logger;
+  /** How often the signing keys are checked for a rotation made elsewhere (default 30 s). */
+  readonly keyPollMs?: number;
+}
+
+function metadataUrl(resource: string): string {
+  const url = new URL(resource);
+  const path = url.pathname === '/' ? '' : url.pathname;
+  return `${url.origin}${PRM_PATH}${path}`;
+}
+
+function prmPaths(resource: string): Set<string> {
+  const path = new URL(resource).pathname;
+  return new Set([PRM_PATH, `${PRM_PATH}${path === '/' ? '' : path}`]);
+}
+
+function pathOf(req: IncomingMessage): string {
+  return (req.url ?? '/').split('?')[0] ?? '/';
+}
+
+function clientName(client: { clientName?: string | undefined; clientId: string } | undefined): string {
+  return client?.clientName?.trim() || client?.clientId || 'An application';
+}
+
+function redirectHost(uri: unknown): string {
+  if (typeof uri !== 'string') return '(unknown)';
+  try {
+    const url = new URL(uri);
+    return url.host || url.protocol;
+  } catch {
+    return '(unknown)';
+  }
+}
+
+/** The embedded authorization server with its pages, and the resource server trusting it. */
+export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<HttpAuth> {
+  const { store, issuer, resource, logger } = options;
+  const log = logger.child({ component: 'auth' });
+  const keys = new KeyStore(store, options.secret);
+  let keySet: SigningKeySet = await keys.ensure();
+  const accounts = new AccountStore(store);
+  const adapter: OidcAdapterClass = createOidcAdapterFactory(store);
+  const sessions = new adapter('AccountSession');
+  const csrf = new Csrf(deriveKey(options.secret, 'csrf'));
+  const cookieKey = deriveKey(options.secret, 'cookie-signing').toString('base64url');
+
+  const build = (set: SigningKeySet): Provider =>
+    createAuthorizationServer({
+      issuer,
+      resource,
+      adapter,
+      jwks: set.privateJwks as unknown as Record<string, unknown>[],
+      cookieKeys: [cookieKey],
+      tokenTtlSeconds: options.tokenTtlSeconds,
+      pkceMethods: options.pkceMethods,
+      clientAuthMethods: options.clientAuthMethods,
+      dynamicRegistration: options.dynamicRegistration,
+      clientIdMetadataDocuments: options.clientIdMetadataDocuments,
+      mtls: options.mtls,
+      requireDpopForPublicClients: options.requireDpop,
+      ...(options.fetch ? { fetch: options.fetch } : {}),
+      findAccount: async (id) => {
+        const account = await accounts.findById(id);
+        return account && !account.disabled ? { id: account.id } : null;
+      },
+      renderError: (status, error, description) =>
+        renderErrorPage({
+          title: status >= 500 ? 'Something went wrong' : 'This request cannot be completed',
+          message: description ?? error,
+          detail: error,
+        }),
+      logger: log,
+    });
+  let provider = build(keySet);
+  let callback = provider.callback();
+
+  const publicKeys = (set: SigningKeySet): JSONWebKeySet => ({ keys: [...set.publicJwks] } as JSONWebKeySet);
+  const verifierKeys = new ReloadingKeySet(publicKeys(keySet), async () => {
+    keySet = await keys.load();
+    return publicKeys(keySet);
+  });
+
+  // Grant liveness, cached briefly so a revocation reaches every token within a second.
+  const grantCache = new Map<string, { active: boolean; until: number }>();
+  const usageWritten = new Map<string, number>();
+  const grantActive = async (grantId: string, subject: string): Promise<boolean> => {
+    const now = Date.now();
+    const key = `${grantId}|${subject}`;
+    const hit = grantCache.get(key);
+    if (hit && hit.until > now) return hit.active;
+    const active = await store.withServerState(async (sql) => {
+      const r = await sql.query<{ ok: number }>(
+        `SELECT 1 AS ok FROM oauth_state g JOIN users u ON u.id = g.payload->>'accountId'
+         WHERE g.model = 'Grant' AND g.id = $1 AND u.id = $2 AND NOT u.disabled
+           AND (g.expires_at IS NULL OR g.expires_at > now())`,
+        [grantId, subject],
+      );
+      return r.rows.length > 0;
+    });
+    if (grantCache.size > 10_000) grantCache.clear();
+    grantCache.set(key, { active, until: now + GRANT_CACHE_MS });
+    if (active && (usageWritten.get(grantId) ?? 0) + USAGE_WRITE_INTERVAL_MS < now) {
+      usageWritten.set(grantId, now);
+      if (usageWritten.size > 10_000) usageWritten.clear();
+      void recordUsage(grantId).catch((err: unknown) =>
+        log.warn({ err: (err as Error).message }, 'could not record grant usage'),
+      );
+    }
+    return active;
+  };
+  const recordUsage = (grantId: string): Promise<unknown> =>
+    store.withServerState((sql) =>
+      sql.query(
+        `INSERT INTO oauth_grant_usage (grant_id, last_used_at) VALUES ($1, now())
+         ON CONFLICT (grant_id) DO UPDATE SET last_used_at = EXCLUDED.last_used_at`,
+        [grantId],
+      ),
+    );
+  const watchProvider = (p: Provider): void => {
+    for (const event of ['access_token.issued', 'refresh_token.saved']) {
+      p.on(event, (...args: unknown[]) => {
+        const grantId = (args[1] as { grantId?: string } | undefined)?.grantId ??
+          (args[0] as { grantId?: string } | undefined)?.grantId;
+        if (grantId) void recordUsage(grantId).catch(() => undefined);
+      });
+    }
+  };
+  watchProvider(provider);
+
+  const rs = new ResourceServer({
+    issuer,
+    resource,
+    resourceMetadataUrl: metadataUrl(resource),
+    source: { getKey: verifierKeys.getKey, requireAtJwt: true, algorithms: ['ES256'], grantActive },
+  });
+
+  // A rotation made by `mcp-pa keys rotate` (or another replica) is picked up here.
+  const poll = setInterval(() => {
+    void (async () => {
+      const version = await keys.currentVersion();
+      if (version === keySet.version) return;
+      keySet = await keys.load();
+      verifierKeys.replace(publicKeys(keySet));
+      provider = build(keySet);
+      watchProvider(provider);
+      callback = provider.callback();
+      log.info({ keys: keySet.publicJwks.length }, 'signing keys reloaded');
+    })().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'could not check the signing keys'));
+  }, options.keyPollMs ?? 30_000);
+  poll.unref();
+  const sweeper: Sweeper = startSweeper(store, 60_000, log);
+
+  const prm = prmPaths(resource);
+  const ownOrigin = new URL(issuer).origin;
+
+  // --- account session (connected-apps page) ---
+  async function accountOf(req: IncomingMessage): Promise<{ id: string; username: string } | null> {
+    const sid = parseCookies(req).get(ACCOUNT_COOKIE);
+    if (!sid || sid.length > 100) return null;
+    const session = await sessions.find(sid);
+    const accountId = session?.['accountId'];
+    if (typeof accountId !== 'string') return null;
+    const account = await accounts.findById(accountId);
+    return account && !account.disabled ? { id: account.id, username: account.username } : null;
+  }
+  async function startAccountSession(res: ServerResponse, accountId: string): Promise<void> {
+    const sid = randomBytes(32).toString('base64url');
+    await sessions.upsert(sid, { accountId }, ACCOUNT_SESSION_TTL_S);
+    appendSetCookie(res, hostCookie(ACCOUNT_COOKIE, sid, ACCOUNT_SESSION_TTL_S));
+  }
+
+  async function connectedApps(accountId: string): Promise<ConnectedApp[]> {
+    const rows = await store.withServerState(async (sql) =>
+      (
+        await sql.query<{ id: string; payload: Record<string, unknown>; last_used_at: string | null }>(
+          `SELECT g.id, g.payload, u.last_used_at::text AS last_used_at
+           FROM oauth_state g LEFT JOIN oauth_grant_usage u ON u.grant_id = g.id
+           WHERE g.model = 'Grant' AND g.payload->>'accountId' = $1
+             AND (g.expires_at IS NULL OR g.expires_at > now())
+           ORDER BY g.id`,
+          [accountId],
+        )
+      ).rows,
+    );
+    const apps: ConnectedApp[] = [];
+    for (const row of rows) {
+      const clientId = String(row.payload['clientId'] ?? '');
+      const client = await provider.Client.find(clientId).catch(() => undefined);
+      const resources = (row.payload['resources'] ?? {}) as Record<string, string>;
+      const scopes = new Set<string>();
+      for (const s of String(row.payload['openid']?.toString() ?? '').split(' ')) if (s) scopes.add(s);
+      const oidc = row.payload['openid'] as { scope?: string } | undefined;
+      for (const s of (oidc?.scope ?? '').split(' ')) if (s) scopes.add(s);
+      for (const value of Object.values(resources)) for (const s of String(value).split(' ')) if (s) scopes.add(s);
+      const iat = row.payload['iat'];
+      apps.push({
+        grantId: row.id,
+        clientId,
+        clientName: clientName(client ?? { clientId }),
+        scopes: [...scopes].filter((s) => s !== '[object Object]'),
+        lastUsed: row.last_used_at,
+        grantedAt: typeof iat === 'number' ? new Date(iat * 1000).toISOString() : null,
+      });
+    }
+    return apps;
+  }
+
+  async function revokeGrant(accountId: string, grantId: string): Promise<boolean> {
+    const owned = await store.withServerState(async (sql) =>
+      (
+        await sql.query(`SELECT 1 FROM oauth_state WHERE model = 'Grant' AND id = $1 AND payload->>'accountId' = $2`, [
+          grantId,
+          accountId,
+        ])
+      ).rows.length > 0,
+    );
+    if (!owned) return false;
+    await new adapter('Grant').revokeByGrantId(grantId);
+    await store.withServerState((sql) => sql.query('DELETE FROM oauth_grant_usage WHERE grant_id = $1', [grantId]));
+    grantCache.clear();
+    log.info({ grant: grantId.slice(0, 8) }, 'grant revoked by its user');
+    return true;
+  }
+
+  // --- interaction pages ---
+  async function interaction(req: IncomingMessage, res: ServerResponse, rest: string): Promise<void> {
+    const [uid, action] = rest.split('/');
+    let details: InteractionDetails;
+    try {
+      details = await provider.interactionDetails(req, res);
+    } catch {
+      sendHtml(
+        res,
+        400,
+        renderErrorPage({
+          title: 'This sign-in has expired',
+          message: 'Start again from the application you were connecting.',
+        }),
+      );
+      return;
+    }
+    if (details.uid !== uid) {
+      sendHtml(res, 400, renderErrorPage({ title: 'Invalid request', message: 'This sign-in does not match.' }));
+      return;
+    }
+    const clientId = String(details.params['client_id'] ?? '');
+    const client = await provider.Client.find(clientId);
+    const base = `${INTERACTION_PREFIX}/${details.uid}`;
+    const browser = csrf.browserValue(req, res);
+    const token = csrf.token(browser, details.uid);
+
+    if (req.method === 'GET' && action === undefined) {
+      if (details.prompt.name === 'login') {
+        sendHtml(res, 200, loginPage(base, token, clientName(client)));
+        return;
+      }
+      const accountId = details.session?.accountId;
+      const account = accountId ? await accounts.findById(accountId) : null;
+      sendHtml(
+        res,
+        200,
+        renderConsentPage({
+          action: `${base}/consent`,
+          denyAction: `${base}/deny`,
+          csrf: token,
+          username: account?.username ?? '',
+          clientName: clientName(client),
+          clientId,
+          redirectHost: redirectHost(details.params['redirect_uri']),
+          scopes: requestedScopes(details).map((name) => ({
+            name,
+            description: SCOPE_DESCRIPTIONS[name] ?? name,
+          })),
+          newClient: !clientId.startsWith('cli_'),
+        }),
+      );
+      return;
+    }
+    if (req.method !== 'POST' || action === undefined) {
+      sendHtml(res, 405, renderErrorPage({ title: 'Method not allowed', message: 'Use the form on the page.' }));
+      return;
+    }
+    const form = await readForm(req);
+    if (crossOrigin(req, ownOrigin) || !csrf.verify(req, form, details.uid)) {
+      sendHtml(
+        res,
+        403,
+        renderErrorPage({
+          title: 'Request refused',
+          message: 'The form could not be verified (it came from another page or has expired). Go back and try again.',
+        }),
+      );
+      return;
+    }
+    if (action === 'login') {
+      const username = form.get('username') ?? '';
+      const account = await accounts.authenticate(username, form.get('password') ?? '');
+      if (!account) {
+        log.info({ client: clientId }, 'sign-in failed');
+        sendHtml(res, 401, loginPage(base, token, clientName(client), username, 'Wrong username or password.'));
+        return;
+      }
+      await startAccountSession(res, account.id);
+      await provider.interactionFinished(req, res, { login: { accountId: account.id } }, { mergeWithLastSubmission: false });
+      return;
+    }
+    if (action === 'signup' && options.allowSignup) {
+      const username = form.get('username') ?? '';
+      try {
+        const account = await accounts.create(username, form.get('password') ?? '');
+        await startAccountSession(res, account.id);
+        await provider.interactionFinished(req, res, { login: { accountId: account.id } }, { mergeWithLastSubmission: false });
+      } catch (err) {
+        sendHtml(
+          res,
+          400,
+          renderSignupPage({
+            action: `${base}/signup`,
+            csrf: token,
+            username,
+            error: (err as Error).message,
+            loginHref: base,
+          }),
+        );
+      }
+      return;
+    }
+    if (action === 'consent' && details.prompt.name === 'consent') {
+      const accountId = details.session?.accountId;
+      if (!accountId) {
+        sendHtml(res, 400, renderErrorPage({ title: 'Not signed in', message: 'Start again from the application.' }));
+        return;
+      }
+      const grant =
+        (details.grantId ? await provider.Grant.find(details.grantId) : undefined) ??
+        new provider.Grant({ accountId, clientId });
+      const d = details.prompt.details;
+      const oidcScope = d['missingOIDCScope'];
+      if (Array.isArray(oidcScope)) grant.addOIDCScope(oidcScope.join(' '));
+      const resourceScopes = d['missingResourceScopes'] as Record<string, string[]> | undefined;
+      for (const [indicator, scopes] of Object.entries(resourceScopes ?? {})) {
+        grant.addResourceScope(indicator, scopes.join(' '));
+      }
+      const grantId = await grant.save();
+      await recordUsage(grantId).catch(() => undefined);
+      await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+      return;
+    }
+    if (action === 'deny') {
+      await provider.interactionFinished(
+        req,
+        res,
+        { error: 'access_denied', error_description: 'the user did not allow access' },
+        { mergeWithLastSubmission: false },
+      );
+      return;
+    }
+    sendHtml(res, 404, renderErrorPage({ title: 'Not found', message: 'There is no such page.' }));
+  }
+
+  function loginPage(base: string, token: string, name: string, username?: string, error?: string): string {
+    return renderLoginPage({
+      action: `${base}/login`,
+      csrf: token,
+      clientName: name,
+      ...(username !== undefined ? { username } : {}),
+      ...(error !== undefined ? { error } : {}),
+      ...(options.allowSignup ? { signupHref: `${base}/signup` } : {}),
+    });
+  }
+
+  // --- connected apps ---
+  async function accountPages(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const browser = csrf.browserValue(req, res);
+    const token = csrf.token(browser, 'account');
+    const account = await accountOf(req);
+    if (req.method === 'GET' && (path === `${ACCOUNT_PREFIX}/apps` || path === ACCOUNT_PREFIX)) {
+      if (!account) {
+        sendHtml(res, 200, renderLoginPage({ action: `${ACCOUNT_PREFIX}/login`, csrf: token }));
+        return;
+      }
+      const notice = new URL(req.url ?? '/', ownOrigin).searchParams.get('revoked');
+      sendHtml(
+        res,
+        200,
+        renderAppsPage({
+          username: account.username,
+          csrf: token,
+          revokeAction: `${ACCOUNT_PREFIX}/revoke`,
+          logoutAction: `${ACCOUNT_PREFIX}/logout`,
+          apps: await connectedApps(account.id),
+          ...(notice === '1' ? { notice: 'Access revoked.' } : {}),
+        }),
+      );
+      return;
+    }
+    if (req.method !== 'POST') {
+      sendHtml(res, 404, renderErrorPage({ title: 'Not found', message: 'There is no such page.' }));
+      return;
+    }
+    const form = await readForm(req);
+    if (crossOrigin(req, ownOrigin) || !csrf.verify(req, form, 'account')) {
+      sendHtml(
+        res,
+        403,
+        renderErrorPage({ title: 'Request refused', message: 'The form could not be verified. Go back and try again.' }),
+      );
+      return;
+    }
+    if (path === `${ACCOUNT_PREFIX}/login`) {
+      const username = form.get('username') ?? '';
+      const found = await accounts.authenticate(username, form.get('password') ?? '');
+      if (!found) {
+        sendHtml(
+          res,
+          401,
+          renderLoginPage({
+            action: `${ACCOUNT_PREFIX}/login`,
+            csrf: token,
+            username,
+            error: 'Wrong username or password.',
+          }),
+        );
+        return;
+      }
+      await startAccountSession(res, found.id);
+      seeOther(res, `${ACCOUNT_PREFIX}/apps`);
+      return;
+    }
+    if (!account) {
+      seeOther(res, `${ACCOUNT_PREFIX}/apps`);
+      return;
+    }
+    if (path === `${ACCOUNT_PREFIX}/revoke`) {
+      const grantId = form.get('grant') ?? '';
+      const revoked = grantId.length > 0 && grantId.length < 200 && (await revokeGrant(account.id, grantId));
+      seeOther(res, `${ACCOUNT_PREFIX}/apps${revoked ? '?revoked=1' : ''}`);
+      return;
+    }
+    if (path === `${ACCOUNT_PREFIX}/logout`) {
+      const sid = parseCookies(req).get(ACCOUNT_COOKIE);
+      if (sid) await sessions.destroy(sid);
+      appendSetCookie(res, hostCookie(ACCOUNT_COOKIE, '', 0));
+      seeOther(res, `${ACCOUNT_PREFIX}/apps`);
+      return;
+    }
+    sendHtml(res, 404, renderErrorPage({ title: 'Not found', message: 'There is no such page.' }));
+  }
+
+  return {
+    authenticate: (req) => rs.authenticate(req),
+    challenge: (refusal, scope) => rs.challenge(refusal, scope),
+    owns: (path) =>
+      path.startsWith(`${OAUTH_PREFIX}/`) ||
+      path === ACCOUNT_PREFIX ||
+      path.startsWith(`${ACCOUNT_PREFIX}/`) ||
+      path.startsWith('/.well-known/'),
+    async handle(req, res) {
+      const path = pathOf(req);
+      try {
+        if (prm.has(path)) {
+          if (req.method !== 'GET' && req.method !== 'HEAD') {
+            sendJson(res, 405, { error: 'method_not_allowed' }, { allow: 'GET, HEAD' });
+            return;
+          }
+          sendJson(res, 200, rs.metadata({ dpop: true, mtls: options.mtls }), {
+            'access-control-allow-origin': '*',
+            'cache-control': 'public, max-age=300',
+          });
+          return;
+        }
+        if (path === AS_METADATA_PATH || path === OIDC_METADATA_PATH) {
+          req.url = OIDC_METADATA_PATH;
+          callback(req, res);
+          return;
+        }
+        if (path.startsWith(`${INTERACTION_PREFIX}/`)) {
+          await interaction(req, res, path.slice(INTERACTION_PREFIX.length + 1));
+          return;
+        }
+        if (path === ACCOUNT_PREFIX || path.startsWith(`${ACCOUNT_PREFIX}/`)) {
+          await accountPages(req, res, path);
+          return;
+        }
+        if (path.startsWith(`${OAUTH_PREFIX}/`)) {
+          callback(req, res);
+          return;
+        }
+        sendJson(res, 404, { error: 'not_found' });
+      } catch (err) {
+        if (err instanceof FormError) {
+          sendHtml(res, err.status, renderErrorPage({ title: 'Bad request', message: err.message }));
+          return;
+        }
+        log.error({ err: (err as Error).message, path }, 'authorization page failed');
+        if (!res.headersSent) {
+          sendHtml(res, 500, renderErrorPage({ title: 'Something went wrong', message: 'Try again later.' }));
+        } else res.end();
+      }
+    },
+    async close() {
+      clearInterval(poll);
+      await sweeper.stop();
+    },
+  };
+}
+
+function requestedScopes(details: InteractionDetails): string[] {
+  const d = details.prompt.details;
+  const out = new Set<string>();
+  const oidc = d['missingOIDCScope'];
+  if (Array.isArray(oidc)) for (const s of oidc) if (typeof s === 'string') out.add(s);
+  const res = d['missingResourceScopes'] as Record<string, unknown> | undefined;
+  for (const scopes of Object.values(res ?? {})) {
+    if (Array.isArray(scopes)) for (const s of scopes) if (typeof s === 'string') out.add(s);
+  }
+  return [...out];
+}
+
+export interface ExternalAuthOptions {
+  readonly issuer: string;
+  readonly resource: string;
+  readonly introspection?: { clientId: string; clientSecret: string } | undefined;
+  readonly fetch?: typeof fetch;
+  readonly logger: Logger;
+}
+
+/**
+ * Another issuer's tokens: its metadata is discovered (RFC 8414, then OpenID discovery), JWT access tokens are
+ * checked against its JWKS, opaque ones introspected (RFC 7662) with the configured client credentials.
+ */
+export async function createExternalAuth(options: ExternalAuthOptions): Promise<HttpAuth> {
+  const { issuer, resource } = options;
+  const doFetch = options.fetch ?? fetch;
+  const meta = await discover(issuer, doFetch);
+  const jwksUri = typeof meta['jwks_uri'] === 'string' ? meta['jwks_uri'] : undefined;
+  const introspectionEndpoint =
+    typeof meta['introspection_endpoint'] === 'string' ? meta['introspection_endpoint'] : undefined;
+  if (!jwksUri && !(introspectionEndpoint && options.introspection)) {
+    throw new Error(
+      `the issuer ${issuer} publishes neither jwks_uri nor an introspection endpoint usable with the configured credentials`,
+    );
+  }
+  const introspection = options.introspection;
+  const introspect =
+    introspectionEndpoint && introspection
+      ? async (token: string): Promise<JWTPayload | null> => {
+          const response = await doFetch(introspectionEndpoint, {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/x-www-form-urlencoded',
+              accept: 'application/json',
+              authorization: `Basic ${Buffer.from(
+                `${encodeURIComponent(introspection.clientId)}:${encodeURIComponent(introspection.clientSecret)}`,
+              ).toString('base64')}`,
+            },
+            body: new URLSearchParams({ token, token_type_hint: 'access_token' }).toString(),
+            signal: AbortSignal.timeout(5_000),
+          });
+          if (!response.ok) throw new Error(`the issuer's introspection endpoint answered ${response.status}`);
+          const body = (await response.json()) as JWTPayload & { active?: boolean };
+          if (body.active !== true) return null;
+          if (typeof body.exp === 'number' && body.exp * 1000 < Date.now()) return null;
+          return body;
+        }
+      : undefined;
+  const rs = new ResourceServer({
+    issuer: typeof meta['issuer'] === 'string' ? meta['issuer'] : issuer,
+    resource,
+    resourceMetadataUrl: metadataUrl(resource),
+    source: {
+      getKey: jwksUri
+        ? remoteKeys(jwksUri)
+        : async () => {
+            throw new Error('this issuer publishes no keys');
+          },
+      requireAtJwt: false,
+      algorithms: ['RS256', 'PS256', 'ES256', 'ES384', 'EdDSA', 'Ed25519'],
+      ...(introspect ? { introspect } : {}),
+    },
+  });
+  const prm = prmPaths(resource);
+  return {
+    authenticate: (req) => rs.authenticate(req),
+    challenge: (refusal, scope) => rs.challenge(refusal, scope),
+    owns: (path) => prm.has(path),
+    async handle(req, res) {
+      sendJson(res, 200, rs.metadata({ dpop: true, mtls: false }), {
+        'access-control-allow-origin': '*',
+        'cache-control': 'public, max-age=300',
+      });
+      void req;
+    },
+    async close() {},
+  };
+}
+
+async function discover(issuer: string, doFetch: typeof fetch): Promise<Record<string, unknown>> {
+  const url = new URL(issuer);
+  const path = url.pathname === '/' ? '' : url.pathname;
+  const candidates = [
+    `${url.origin}${AS_METADATA_PATH}${path}`,
+    `${issuer.replace(/\/$/, '')}${OIDC_METADATA_PATH}`,
+  ];
+  const problems: string[] = [];
+  for (const candidate of candidates) {
+    try {
+      const response = await doFetch(candidate, {
+        headers: { accept: 'application/json' },
+        signal: AbortSignal.timeout(5_000),
+      });
+      if (!response.ok) {
+        problems.push(`${candidate}: HTTP ${response.status}`);
+        continue;
+      }
+      const meta = (await response.json()) as Record<string, unknown>;
+      if (meta['issuer'] !== issuer) {
+        problems.push(`${candidate}: its issuer is ${String(meta['issuer'])}, not ${issuer}`);
+        continue;
+      }
+      return meta;
+    } catch (err) {
+      problems.push(`${candidate}: ${(err as Error).message}`);
+    }
+  }
+  throw new Error(`cannot discover the issuer ${issuer}'s metadata (${problems.join('; ')})`);
+}

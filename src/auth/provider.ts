@@ -1,0 +1,321 @@
+/**
+ * The embedded OAuth 2.1 authorization server: oidc-provider configured for MCP (see docs/adr/0010).
+ *
+ * - Authorization code with PKCE (S256; `plain` only when authentication.pkce_methods lists it, by rewriting the
+ *   challenge to its S256 form before the library sees it), no implicit, no password grant; `iss` in every
+ *   authorization response (RFC 9207).
+ * - One resource (RFC 8707): the canonical MCP URI. Access tokens are JWTs (typ at+jwt, ES256) whose `aud` is
+ *   that URI, lifetime authentication.token_expiry; a request without `resource` gets it by default, any other
+ *   value invalid_target. A JWT cannot be looked up, so each carries its grant id (`gid`): the resource server
+ *   refuses it once the grant is gone (revocation, code replay, refresh-token reuse, the connected-apps page).
+ * - Refresh tokens rotate on every use; a reused one revokes the grant (the library's theft detection).
+ * - Client authentication limited to authentication.client_auth_methods; private_key_jwt assertions must name
+ *   the issuer alone as audience and live at most 5 minutes; secrets stored as digests (client-rules.ts).
+ * - DPoP (RFC 9449) always accepted; mTLS (RFC 8705) with certificate-bound tokens when a client CA is set.
+ * - Dynamic registration (RFC 7591/7592) behind features.dynamic_client_registration; Client ID Metadata
+ *   Documents behind authentication.client_id_metadata_documents.
+ */
+import { createHash, type X509Certificate } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import { Provider, errors, type KoaContextLike } from 'oidc-provider';
+import type { Logger } from '../observability/logger.js';
+import { SCOPES } from '../mcp/context.js';
+import { applyClientRules, clientSecretMatches, ClientMetadataProblem, isHashedSecret } from './client-rules.js';
+import type { OidcAdapterClass } from './oidc-adapter.js';
+
+export const OAUTH_PREFIX = '/oauth';
+export const ROUTES = {
+  authorization: `${OAUTH_PREFIX}/authorize`,
+  token: `${OAUTH_PREFIX}/token`,
+  registration: `${OAUTH_PREFIX}/register`,
+  revocation: `${OAUTH_PREFIX}/revoke`,
+  introspection: `${OAUTH_PREFIX}/introspect`,
+  jwks: `${OAUTH_PREFIX}/jwks`,
+  pushed_authorization_request: `${OAUTH_PREFIX}/par`,
+  userinfo: `${OAUTH_PREFIX}/userinfo`,
+  end_session: `${OAUTH_PREFIX}/logout`,
+} as const;
+export const INTERACTION_PREFIX = `${OAUTH_PREFIX}/interaction`;
+
+export const RESOURCE_SCOPES = [SCOPES.read, SCOPES.write] as const;
+export const SCOPE_DESCRIPTIONS: Record<string, string> = {
+  [SCOPES.read]: 'Read your projects, tasks, calendar, documents and notes',
+  [SCOPES.write]: 'Create, change and delete your projects, tasks, events, documents and notes',
+  offline_access: 'Stay connected when you are not using it (refresh tokens)',
+  openid: 'Know your account id',
+};
+
+export type ClientAuthMethod = 'none' | 'client_secret_basic' | 'private_key_jwt' | 'tls_client_auth';
+
+export interface AuthorizationServerOptions {
+  readonly issuer: string;
+  /** The canonical MCP URI: the only resource, the tokens' audience. */
+  readonly resource: string;
+  readonly adapter: OidcAdapterClass;
+  /** Private signing JWKs, active first. */
+  readonly jwks: readonly Record<string, unknown>[];
+  /** Keys signing cookies, newest first. */
+  readonly cookieKeys: readonly string[];
+  readonly tokenTtlSeconds: number;
+  readonly pkceMethods: readonly ('S256' | 'plain')[];
+  readonly clientAuthMethods: readonly ClientAuthMethod[];
+  readonly dynamicRegistration: boolean;
+  readonly clientIdMetadataDocuments: boolean;
+  /** mTLS client authentication and certificate-bound tokens (a client CA is configured). */
+  readonly mtls: boolean;
+  /** Public clients must present DPoP at the token endpoint. */
+  readonly requireDpopForPublicClients: boolean;
+  /** fetch for client metadata documents and client JWKS (SSRF protection stays in the library). */
+  readonly fetch?: (url: string | URL, init: RequestInit & { dispatcher?: unknown }) => Promise<Response>;
+  readonly findAccount: (accountId: string) => Promise<{ id: string } | null>;
+  readonly renderError: (status: number, error: string, description: string | undefined) => string;
+  readonly logger: Logger;
+}
+
+const PRIVATE_KEY_JWT_MAX_LIFETIME_S = 300;
+
+function peerCertificate(ctx: KoaContextLike): X509Certificate | undefined {
+  const socket = ctx.req.socket as TLSSocket;
+  if (typeof socket.getPeerX509Certificate !== 'function') return undefined;
+  return socket.getPeerX509Certificate() ?? undefined;
+}
+
+/** Builds the provider. Routes are served by handing raw requests to `provider.callback()`. */
+export function createAuthorizationServer(options: AuthorizationServerOptions): Provider {
+  const { resource, logger } = options;
+  const tokenTtl = options.tokenTtlSeconds;
+  const resourceScope = RESOURCE_SCOPES.join(' ');
+  const defaultAuthMethod = options.clientAuthMethods.includes('none') ? 'none' : options.clientAuthMethods[0];
+  const features: Record<string, unknown> = {
+    devInteractions: { enabled: false },
+    userinfo: { enabled: false },
+    rpInitiatedLogout: { enabled: false },
+    clientCredentials: { enabled: false },
+    revocation: { enabled: true },
+    introspection: { enabled: true },
+    pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
+    dPoP: { enabled: true },
+    registration: {
+      enabled: options.dynamicRegistration,
+      initialAccessToken: false,
+      issueRegistrationAccessToken: true,
+    },
+    registrationManagement: { enabled: options.dynamicRegistration, rotateRegistrationAccessToken: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: () => resource,
+      useGrantedResource: () => true,
+      getResourceServerInfo: (_ctx: unknown, indicator: string) => {
+        if (indicator !== resource) {
+          throw new errors.InvalidTarget(`unknown resource; this server's resource is ${resource}`);
+        }
+        return {
+          scope: resourceScope,
+          audience: resource,
+          accessTokenTTL: tokenTtl,
+          accessTokenFormat: 'jwt',
+          jwt: { sign: { alg: 'ES256' } },
+        };
+      },
+    },
+    clientIdMetadataDocument: { enabled: options.clientIdMetadataDocuments, ack: 'draft-02' },
+    mTLS: {
+      enabled: options.mtls,
+      certificateBoundAccessTokens: options.mtls,
+      tlsClientAuth: options.mtls,
+      selfSignedTlsClientAuth: false,
+      getCertificate: (ctx: KoaContextLike) => peerCertificate(ctx),
+      certificateAuthorized: (ctx: KoaContextLike) => (ctx.req.socket as TLSSocket).authorized === true,
+      certificateSubjectMatches: (ctx: KoaContextLike, property: string, expected: string) => {
+        const cert = peerCertificate(ctx);
+        if (!cert) return false;
+        if (property === 'tls_client_auth_subject_dn') {
+          // Node prints the subject one RDN per line; compare as a comma-separated DN.
+          return cert.subject.split('\n').join(',') === expected.split(/\s*,\s*/).join(',');
+        }
+        const sans = (cert.subjectAltName ?? '').split(/,\s*/);
+        if (property === 'tls_client_auth_san_dns') return sans.includes(`DNS:${expected}`);
+        if (property === 'tls_client_auth_san_uri') return sans.includes(`URI:${expected}`);
+        if (property === 'tls_client_auth_san_ip') return sans.includes(`IP Address:${expected}`);
+        if (property === 'tls_client_auth_san_email') return sans.includes(`email:${expected}`);
+        return false;
+      },
+    },
+  };
+
+  const provider = new Provider(options.issuer, {
+    adapter: options.adapter,
+    clients: [],
+    jwks: { keys: options.jwks },
+    cookies: {
+      // __Host- needs Path=/, which the library uses only for its session cookie; the interaction cookies are
+      // scoped to their own paths, so they carry __Secure- (ADR 0010).
+      names: {
+        session: '__Host-pa_session',
+        interaction: '__Secure-pa_interaction',
+        resume: '__Secure-pa_resume',
+      },
+      long: { httpOnly: true, sameSite: 'lax', secure: true, signed: true },
+      short: { httpOnly: true, sameSite: 'lax', secure: true, signed: true },
+      keys: [...options.cookieKeys],
+    },
+    routes: ROUTES,
+    scopes: ['openid', 'offline_access', ...RESOURCE_SCOPES],
+    claims: { openid: ['sub'] },
+    responseTypes: ['code'],
+    pkce: { required: () => true },
+    clientAuthMethods: [...options.clientAuthMethods],
+    features,
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      id_token_signed_response_alg: 'ES256',
+      token_endpoint_auth_method: defaultAuthMethod,
+    },
+    enabledJWA: {
+      idTokenSigningAlgValues: ['ES256'],
+      clientAuthSigningAlgValues: ['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA', 'Ed25519'],
+      requestObjectSigningAlgValues: ['ES256', 'PS256', 'RS256', 'EdDSA', 'Ed25519'],
+      dPoPSigningAlgValues: ['ES256', 'EdDSA', 'Ed25519'],
+    },
+    allowOmittingSingleRegisteredRedirectUri: false,
+    acceptQueryParamAccessTokens: false,
+    conformIdTokenClaims: true,
+    ttl: {
+      // A function (a number would override the resource's own TTL: ARCHITECTURE.md).
+      AccessToken: () => tokenTtl,
+      AuthorizationCode: 60,
+      IdToken: 3600,
+      Interaction: 30 * 60,
+      Session: 14 * 24 * 3600,
+      Grant: 30 * 24 * 3600,
+      RefreshToken: () => 30 * 24 * 3600,
+    },
+    // Refresh tokens for every client allowed the refresh grant (offline_access would otherwise need
+    // prompt=consent); rotated on every use.
+    issueRefreshToken: (_ctx: unknown, client: { grantTypeAllowed(t: string): boolean }) =>
+      client.grantTypeAllowed('refresh_token'),
+    rotateRefreshToken: () => true,
+    revokeGrantPolicy: () => true,
+    formats: {
+      customizers: {
+        jwt: (_ctx: unknown, token: { grantId?: string }, jwt: { payload: Record<string, unknown> }) => {
+          if (token.grantId) jwt.payload['gid'] = token.grantId;
+        },
+      },
+    },
+    extraClientMetadata: {
+      properties: ['software_id', 'software_version'],
+      validator: (_ctx: unknown, key: string, value: unknown, metadata: Record<string, unknown>) => {
+        if (key === 'software_id') {
+          try {
+            applyClientRules(metadata);
+            // RFC 9449 §5.2: a client with dpop_bound_access_tokens gets no token without a DPoP proof.
+            const method = metadata['token_endpoint_auth_method'] ?? defaultAuthMethod;
+            if (options.requireDpopForPublicClients && method === 'none') {
+              metadata['dpop_bound_access_tokens'] = true;
+            }
+          } catch (err) {
+            if (err instanceof ClientMetadataProblem) {
+              throw err.kind === 'redirect_uri'
+                ? new errors.InvalidRedirectUri(err.message)
+                : new errors.InvalidClientMetadata(err.message);
+            }
+            throw err;
+          }
+        }
+        if (value !== undefined && (typeof value !== 'string' || value.length > 200)) {
+          throw new errors.InvalidClientMetadata(`${key} must be a string of at most 200 characters`);
+        }
+      },
+    },
+    assertJwtClientAuthClaimsAndHeader: (
+      ctx: KoaContextLike,
+      claims: { aud?: unknown; exp?: unknown; iat?: unknown },
+    ) => {
+      const issuer = options.issuer;
+      if (claims.aud !== issuer) {
+        throw new errors.InvalidClientAuth(`the assertion's aud must be exactly the issuer ${issuer}`);
+      }
+      const now = Math.floor(Date.now() / 1000);
+      if (typeof claims.exp !== 'number' || claims.exp - now > PRIVATE_KEY_JWT_MAX_LIFETIME_S) {
+        throw new errors.InvalidClientAuth(
+          `the assertion must expire within ${PRIVATE_KEY_JWT_MAX_LIFETIME_S} seconds`,
+        );
+      }
+      void ctx;
+    },
+    findAccount: async (_ctx: unknown, sub: string) => {
+      const account = await options.findAccount(sub);
+      if (!account) return undefined;
+      return { accountId: account.id, claims: () => ({ sub: account.id }) };
+    },
+    interactions: {
+      url: (_ctx: unknown, interaction: { uid: string }) => `${INTERACTION_PREFIX}/${interaction.uid}`,
+    },
+    renderError: (ctx: KoaContextLike, out: { error: string; error_description?: string }, error: unknown) => {
+      const status = (error as { statusCode?: number } | undefined)?.statusCode ?? 400;
+      (ctx as KoaContextLike & { type: string }).type = 'html';
+      ctx.body = options.renderError(status, out.error, out.error_description);
+    },
+    fetchResponseBodyLimits: {
+      'client_id metadata document': 5 * 1024,
+      jwks_uri: 64 * 1024,
+      sector_identifier_uri: 64 * 1024,
+    },
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+  });
+
+  // Client secrets are stored as digests (oidc-adapter.ts); compare those in constant time.
+  const compare = provider.Client.prototype.compareClientSecret;
+  provider.Client.prototype.compareClientSecret = function (this, actual: string) {
+    const stored = (this as { clientSecret?: unknown }).clientSecret;
+    if (isHashedSecret(stored)) return clientSecretMatches(stored, actual);
+    return compare.call(this, actual);
+  };
+
+  const allowPlain = options.pkceMethods.includes('plain');
+  provider.use(async (ctx, next) => {
+    if (ctx.path === ROUTES.authorization && (ctx.method === 'GET' || ctx.method === 'POST')) {
+      rewriteAuthorizationQuery(ctx as KoaContextWithQuery, allowPlain);
+    }
+    await next();
+    if (ctx.path === '/.well-known/openid-configuration' && ctx.status === 200) {
+      const body = ctx.body as Record<string, unknown>;
+      if (allowPlain) body['code_challenge_methods_supported'] = ['S256', 'plain'];
+      body['authorization_response_iss_parameter_supported'] = true;
+    }
+    // RFC 7592 reads: the stored secret is a digest, not something to hand back.
+    if (ctx.oidc?.route === 'client' && ctx.body && typeof ctx.body === 'object') {
+      const body = ctx.body as Record<string, unknown>;
+      if (isHashedSecret(body['client_secret'])) delete body['client_secret'];
+    }
+  });
+
+  provider.on('server_error', (_ctx: unknown, err: unknown) => {
+    logger.error({ err: err instanceof Error ? err.message : String(err) }, 'authorization server error');
+  });
+  return provider;
+}
+
+type KoaContextWithQuery = KoaContextLike & { query: Record<string, string | string[] | undefined> };
+
+/** A missing scope becomes both resource scopes; a `plain` PKCE challenge becomes its S256 form when allowed. */
+function rewriteAuthorizationQuery(ctx: KoaContextWithQuery, allowPlain: boolean): void {
+  const query = { ...ctx.query };
+  let changed = false;
+  if (query['scope'] === undefined && query['request_uri'] === undefined) {
+    query['scope'] = RESOURCE_SCOPES.join(' ');
+    changed = true;
+  }
+  if (allowPlain && query['code_challenge_method'] === 'plain' && typeof query['code_challenge'] === 'string') {
+    query['code_challenge'] = s256(query['code_challenge']);
+    query['code_challenge_method'] = 'S256';
+    changed = true;
+  }
+  if (changed) ctx.query = query;
+}
+
+function s256(verifier: string): string {
+  return createHash('sha256').update(verifier, 'ascii').digest('base64url');
+}

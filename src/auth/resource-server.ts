@@ -1,0 +1,341 @@
+/**
+ * /mcp as an OAuth protected resource (RFC 6750, 8707, 9068, 9449, 8705, 9728): every request's access token is
+ * checked before anything else happens — signature (jose, the issuer's keys only, ES256 for the embedded
+ * server), issuer, audience (exactly the canonical MCP URI), expiry, type, scopes, the grant still existing
+ * (embedded server: revocation reaches JWTs within a second), and sender binding (a DPoP proof for `cnf.jkt`,
+ * the TLS client certificate for `cnf.x5t#S256`). Tokens are read from the Authorization header only.
+ *
+ * The tenant is the token's subject, never anything in the request.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import {
+  calculateJwkThumbprint,
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  EmbeddedJWK,
+  errors as joseErrors,
+  jwtVerify,
+  type JSONWebKeySet,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from 'jose';
+import type { CallerContext } from '../mcp/context.js';
+import { SCOPES } from '../mcp/context.js';
+
+export const DPOP_ALGS = ['ES256', 'EdDSA', 'Ed25519'] as const;
+const DPOP_MAX_AGE_S = 60;
+const CLOCK_TOLERANCE_S = 5;
+
+export type AuthOutcome =
+  | { readonly ok: true; readonly caller: CallerContext; readonly tokenHash: string; readonly grantId?: string }
+  | {
+      readonly ok: false;
+      readonly status: 401 | 400;
+      /** undefined: no token was sent (no error code, RFC 6750 §3.1). */
+      readonly error?: 'invalid_token' | 'invalid_request' | 'invalid_dpop_proof';
+      readonly description: string;
+      readonly dpop: boolean;
+      readonly tokenHash?: string;
+    };
+
+/** Short, non-reversible token id for logs and the audit trail. */
+export function tokenHash(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('base64url').slice(0, 12);
+}
+
+export interface TokenSource {
+  /** The JWT verification keys. */
+  readonly getKey: JWTVerifyGetKey;
+  /** Require `typ: at+jwt` (RFC 9068); external issuers may use plain JWTs. */
+  readonly requireAtJwt: boolean;
+  readonly algorithms: readonly string[];
+  /** Embedded server: the grant is still there and its user enabled (cached ≤ 500 ms). */
+  readonly grantActive?: (grantId: string, subject: string) => Promise<boolean>;
+  /** External issuer with opaque tokens: RFC 7662 introspection. */
+  readonly introspect?: (token: string) => Promise<JWTPayload | null>;
+}
+
+export interface ResourceServerOptions {
+  readonly issuer: string;
+  readonly resource: string;
+  readonly resourceMetadataUrl: string;
+  readonly source: TokenSource;
+  readonly now?: () => number;
+}
+
+/** Keys that reload when a token names a kid they do not know (a rotation made by another process). */
+export class ReloadingKeySet {
+  private local: JWTVerifyGetKey;
+  private lastReload = 0;
+
+  constructor(
+    initial: JSONWebKeySet,
+    private readonly reload: () => Promise<JSONWebKeySet>,
+    private readonly minReloadIntervalMs = 5_000,
+  ) {
+    this.local = createLocalJWKSet(initial);
+  }
+
+  replace(keys: JSONWebKeySet): void {
+    this.local = createLocalJWKSet(keys);
+  }
+
+  readonly getKey: JWTVerifyGetKey = async (header, token) => {
+    try {
+      return await this.local(header, token);
+    } catch (err) {
+      if (!(err instanceof joseErrors.JWKSNoMatchingKey)) throw err;
+      const now = Date.now();
+      if (now - this.lastReload < this.minReloadIntervalMs) throw err;
+      this.lastReload = now;
+      this.local = createLocalJWKSet(await this.reload());
+      return this.local(header, token);
+    }
+  };
+}
+
+/** A remote issuer's keys (jose caches and refreshes them). */
+export function remoteKeys(jwksUri: string, fetchOptions?: { headers?: Record<string, string> }): JWTVerifyGetKey {
+  return createRemoteJWKSet(new URL(jwksUri), {
+    cooldownDuration: 5_000,
+    cacheMaxAge: 10 * 60_000,
+    ...(fetchOptions?.headers ? { headers: fetchOptions.headers } : {}),
+  });
+}
+
+class ReplayCache {
+  private readonly seen = new Map<string, number>();
+  constructor(private readonly max = 50_000) {}
+  /** false when `id` was already used (and has not expired). */
+  add(id: string, expiresAt: number, now: number): boolean {
+    const prev = this.seen.get(id);
+    if (prev !== undefined && prev > now) return false;
+    if (this.seen.size >= this.max) {
+      for (const [k, exp] of this.seen) {
+        if (exp <= now || this.seen.size >= this.max) this.seen.delete(k);
+        if (this.seen.size < this.max * 0.9) break;
+      }
+    }
+    this.seen.set(id, expiresAt);
+    return true;
+  }
+}
+
+function scopesOf(payload: JWTPayload): Set<string> {
+  const raw = payload['scope'] ?? payload['scp'];
+  if (typeof raw === 'string') return new Set(raw.split(' ').filter(Boolean));
+  if (Array.isArray(raw)) return new Set(raw.filter((s): s is string => typeof s === 'string'));
+  return new Set();
+}
+
+function equalStrings(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function quote(value: string): string {
+  return `"${value.replace(/["\\]/g, '')}"`;
+}
+
+export class ResourceServer {
+  private readonly replay = new ReplayCache();
+  private readonly now: () => number;
+
+  constructor(private readonly options: ResourceServerOptions) {
+    this.now = options.now ?? (() => Date.now());
+  }
+
+  get resource(): string {
+    return this.options.resource;
+  }
+
+  /** The RFC 9728 metadata document. */
+  metadata(extra: { dpop: boolean; mtls: boolean }): Record<string, unknown> {
+    return {
+      resource: this.options.resource,
+      authorization_servers: [this.options.issuer],
+      scopes_supported: [SCOPES.read, SCOPES.write],
+      bearer_methods_supported: ['header'],
+      resource_name: 'mcp-pa',
+      ...(extra.dpop ? { dpop_signing_alg_values_supported: [...DPOP_ALGS] } : {}),
+      ...(extra.mtls ? { tls_client_certificate_bound_access_tokens: true } : {}),
+    };
+  }
+
+  /** The WWW-Authenticate value for a refusal (or for insufficient_scope with the scopes needed). */
+  challenge(
+    refusal: { error?: string | undefined; description?: string | undefined; dpop?: boolean },
+    scope: readonly string[] = [SCOPES.read, SCOPES.write],
+  ): string {
+    const params = [
+      ...(refusal.error ? [`error=${quote(refusal.error)}`] : []),
+      ...(refusal.error && refusal.description ? [`error_description=${quote(refusal.description)}`] : []),
+      `resource_metadata=${quote(this.options.resourceMetadataUrl)}`,
+      `scope=${quote(scope.join(' '))}`,
+    ].join(', ');
+    const bearer = `Bearer ${params}`;
+    return refusal.dpop ? `DPoP algs=${quote(DPOP_ALGS.join(' '))}, ${params.replace(/^/, '')}` : bearer;
+  }
+
+  async authenticate(req: IncomingMessage): Promise<AuthOutcome> {
+    const header = req.headers.authorization;
+    if (header === undefined || header.trim() === '') {
+      return { ok: false, status: 401, description: 'authentication required', dpop: false };
+    }
+    const match = /^(Bearer|DPoP) +([A-Za-z0-9\-._~+/]+=*)$/i.exec(header.trim());
+    if (!match) {
+      return {
+        ok: false,
+        status: 401,
+        error: 'invalid_token',
+        description: 'the Authorization header must be "Bearer <token>" or "DPoP <token>"',
+        dpop: false,
+      };
+    }
+    const scheme = (match[1] as string).toLowerCase();
+    const token = match[2] as string;
+    const hash = tokenHash(token);
+    const dpopScheme = scheme === 'dpop';
+    const fail = (description: string, error: 'invalid_token' | 'invalid_dpop_proof' = 'invalid_token') =>
+      ({ ok: false, status: 401, error, description, dpop: dpopScheme, tokenHash: hash }) as const;
+
+    let payload: JWTPayload;
+    try {
+      payload = await this.verify(token);
+    } catch (err) {
+      return fail(describeJoseError(err));
+    }
+    const sub = payload.sub;
+    if (typeof sub !== 'string' || sub.length === 0) return fail('the token has no subject');
+
+    // Sender binding.
+    const cnf = (payload['cnf'] ?? {}) as Record<string, unknown>;
+    const jkt = cnf['jkt'];
+    if (typeof jkt === 'string') {
+      if (!dpopScheme) return fail('this token is DPoP-bound: send it with the DPoP scheme and a DPoP proof');
+      const proofError = await this.checkDpopProof(req, token, jkt);
+      if (proofError) return fail(proofError, 'invalid_dpop_proof');
+    } else if (dpopScheme) {
+      return fail('the DPoP scheme was used with a token that is not DPoP-bound');
+    }
+    const x5t = cnf['x5t#S256'];
+    if (typeof x5t === 'string') {
+      const socket = req.socket as TLSSocket;
+      const cert = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
+      const raw = cert && 'raw' in cert ? cert.raw : undefined;
+      if (!raw) return fail('this token is bound to a TLS client certificate, and none was presented');
+      const thumb = createHash('sha256').update(raw).digest('base64url');
+      if (!equalStrings(thumb, x5t)) return fail('the TLS client certificate is not the one this token is bound to');
+    }
+
+    const gid = typeof payload['gid'] === 'string' ? payload['gid'] : undefined;
+    if (this.options.source.grantActive) {
+      if (!gid) return fail('the token names no grant');
+      if (!(await this.options.source.grantActive(gid, sub))) return fail('the token has been revoked');
+    }
+    const clientId = typeof payload['client_id'] === 'string' ? payload['client_id'] : undefined;
+    return {
+      ok: true,
+      tokenHash: hash,
+      ...(gid ? { grantId: gid } : {}),
+      caller: { tenant: sub, scopes: scopesOf(payload), clientId },
+    };
+  }
+
+  private async verify(token: string): Promise<JWTPayload> {
+    const { source, issuer, resource } = this.options;
+    let isJwt = false;
+    try {
+      decodeProtectedHeader(token);
+      isJwt = true;
+    } catch {
+      isJwt = false;
+    }
+    if (!isJwt) {
+      if (!source.introspect) throw new Error('the token is not a JWT issued by this server');
+      const claims = await source.introspect(token);
+      if (!claims) throw new Error('the token is not active');
+      const aud = claims.aud;
+      const audiences = Array.isArray(aud) ? aud : aud === undefined ? [] : [aud];
+      if (!audiences.includes(resource)) throw new Error(`the token's audience is not ${resource}`);
+      if (claims.iss !== undefined && claims.iss !== issuer) throw new Error('the token is from another issuer');
+      return claims;
+    }
+    const { payload } = await jwtVerify(token, source.getKey, {
+      issuer,
+      audience: resource,
+      algorithms: [...source.algorithms],
+      clockTolerance: CLOCK_TOLERANCE_S,
+      requiredClaims: ['exp', 'sub'],
+      ...(source.requireAtJwt ? { typ: 'at+jwt' } : {}),
+    });
+    return payload;
+  }
+
+  /** RFC 9449 §4.3 and §7.1. Returns why the proof is refused, or null. */
+  private async checkDpopProof(req: IncomingMessage, token: string, jkt: string): Promise<string | null> {
+    const proof = req.headers['dpop'];
+    if (typeof proof !== 'string' || proof.length === 0) return 'a DPoP proof header is required';
+    if (proof.includes(',')) return 'exactly one DPoP proof is allowed';
+    let payload: JWTPayload;
+    let jwk: unknown;
+    try {
+      const verified = await jwtVerify(proof, EmbeddedJWK, {
+        typ: 'dpop+jwt',
+        algorithms: [...DPOP_ALGS],
+        requiredClaims: ['iat', 'jti', 'htm', 'htu', 'ath'],
+      });
+      payload = verified.payload;
+      jwk = verified.protectedHeader.jwk;
+    } catch (err) {
+      return `the DPoP proof is invalid: ${describeJoseError(err)}`;
+    }
+    const now = this.now();
+    const iat = payload.iat as number;
+    if (Math.abs(now / 1000 - iat) > DPOP_MAX_AGE_S) return 'the DPoP proof is too old or from the future';
+    if (payload['htm'] !== req.method) return 'the DPoP proof was made for another HTTP method';
+    if (normaliseHtu(payload['htu']) !== normaliseHtu(this.options.resource)) {
+      return 'the DPoP proof was made for another URL';
+    }
+    const ath = createHash('sha256').update(token, 'ascii').digest('base64url');
+    if (typeof payload['ath'] !== 'string' || !equalStrings(payload['ath'], ath)) {
+      return 'the DPoP proof does not belong to this access token (ath)';
+    }
+    const thumbprint = await calculateJwkThumbprint(jwk as Parameters<typeof calculateJwkThumbprint>[0], 'sha256');
+    if (!equalStrings(thumbprint, jkt)) return 'the DPoP proof is signed by another key than the token is bound to';
+    if (!this.replay.add(`${jkt}:${String(payload.jti)}`, now + 2 * DPOP_MAX_AGE_S * 1000, now)) {
+      return 'the DPoP proof was already used (replay)';
+    }
+    return null;
+  }
+}
+
+function normaliseHtu(value: unknown): string {
+  if (typeof value !== 'string') return '';
+  try {
+    const url = new URL(value);
+    url.search = '';
+    url.hash = '';
+    return url.href;
+  } catch {
+    return '';
+  }
+}
+
+function describeJoseError(err: unknown): string {
+  if (err instanceof joseErrors.JWTExpired) return 'the token has expired';
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    if (err.claim === 'aud') return 'the token is for another audience';
+    if (err.claim === 'iss') return 'the token is from another issuer';
+    return `the token's ${err.claim} claim is invalid`;
+  }
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return 'the token signature is invalid';
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return 'the token is signed by an unknown key';
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return 'the token uses an algorithm that is not accepted';
+  if (err instanceof joseErrors.JOSEError) return 'the token is malformed or invalid';
+  return err instanceof Error ? err.message : 'the token is invalid';
+}
