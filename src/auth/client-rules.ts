@@ -37,11 +37,15 @@ const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
 export type RedirectKind = 'https' | 'loopback' | 'private-use';
 
 /** Why a redirect URI is refused, or its kind. */
-export function checkRedirectUri(uri: unknown): { ok: true; kind: RedirectKind } | { ok: false; reason: string } {
+export function checkRedirectUri(
+  uri: unknown,
+): { ok: true; kind: RedirectKind } | { ok: false; reason: string } {
   if (typeof uri !== 'string' || uri.length === 0) return { ok: false, reason: 'must be a non-empty string' };
-  if (uri.length > LIMITS.uriLength) return { ok: false, reason: `is longer than ${LIMITS.uriLength} characters` };
+  if (uri.length > LIMITS.uriLength)
+    return { ok: false, reason: `is longer than ${LIMITS.uriLength} characters` };
   if (uri.includes('#')) return { ok: false, reason: 'must not contain a fragment (#)' };
-  if (uri.includes('*')) return { ok: false, reason: 'must not contain a wildcard (*): redirect URIs match exactly' };
+  if (uri.includes('*'))
+    return { ok: false, reason: 'must not contain a wildcard (*): redirect URIs match exactly' };
   let url: URL;
   try {
     url = new URL(uri);
@@ -51,12 +55,14 @@ export function checkRedirectUri(uri: unknown): { ok: true; kind: RedirectKind }
   const scheme = url.protocol.toLowerCase();
   if (FORBIDDEN_SCHEMES.has(scheme)) return { ok: false, reason: `must not use the ${scheme} scheme` };
   if (scheme === 'https:') {
-    if (url.username || url.password) return { ok: false, reason: 'must not contain user information (user@host)' };
+    if (url.username || url.password)
+      return { ok: false, reason: 'must not contain user information (user@host)' };
     if (url.hostname === '') return { ok: false, reason: 'must name a host' };
     return { ok: true, kind: 'https' };
   }
   if (scheme === 'http:') {
-    if (url.username || url.password) return { ok: false, reason: 'must not contain user information (user@host)' };
+    if (url.username || url.password)
+      return { ok: false, reason: 'must not contain user information (user@host)' };
     if (!LOOPBACK_HOSTS.has(url.hostname)) {
       return {
         ok: false,
@@ -87,7 +93,8 @@ export class ClientMetadataProblem extends Error {
 export function applyClientRules(metadata: Record<string, unknown>): void {
   const uris = metadata['redirect_uris'];
   if (uris !== undefined) {
-    if (!Array.isArray(uris)) throw new ClientMetadataProblem('metadata', 'redirect_uris must be an array of URIs');
+    if (!Array.isArray(uris))
+      throw new ClientMetadataProblem('metadata', 'redirect_uris must be an array of URIs');
     if (uris.length > LIMITS.redirectUris) {
       throw new ClientMetadataProblem(
         'redirect_uri',

@@ -13,7 +13,12 @@ import type { JSONWebKeySet, JWTPayload } from 'jose';
 import type { Logger } from '../observability/logger.js';
 import type { PostgresStore } from '../storage/postgres/postgres-store.js';
 import { AccountStore } from './accounts.js';
-import { createOidcAdapterFactory, startSweeper, type OidcAdapterClass, type Sweeper } from './oidc-adapter.js';
+import {
+  createOidcAdapterFactory,
+  startSweeper,
+  type OidcAdapterClass,
+  type Sweeper,
+} from './oidc-adapter.js';
 import {
   renderAppsPage,
   renderConsentPage,
@@ -26,10 +31,12 @@ import {
   createAuthorizationServer,
   INTERACTION_PREFIX,
   OAUTH_PREFIX,
+  ROUTES,
   SCOPE_DESCRIPTIONS,
   type ClientAuthMethod,
 } from './provider.js';
 import { KeyStore, type SigningKeySet } from './keys.js';
+import { AuthRateLimits } from '../security/rate-limits.js';
 import { deriveKey } from './secret.js';
 import { ReloadingKeySet, remoteKeys, ResourceServer, type AuthOutcome } from './resource-server.js';
 import {
@@ -52,6 +59,8 @@ const OIDC_METADATA_PATH = '/.well-known/openid-configuration';
 const ACCOUNT_PREFIX = '/account';
 const ACCOUNT_SESSION_TTL_S = 8 * 3600;
 const GRANT_CACHE_MS = 500;
+/** The same words for a wrong password, an unknown user, a disabled account and a lockout. */
+const SIGN_IN_FAILED = 'Wrong username or password, or too many attempts: try again later.';
 const USAGE_WRITE_INTERVAL_MS = 60_000;
 
 export interface HttpAuth {
@@ -69,6 +78,8 @@ export interface HttpAuth {
 }
 
 export interface EmbeddedAuthOptions {
+  /** Rate limits (defaults: DEFAULT_LIMITS in src/security/rate-limits.ts). */
+  readonly limits?: AuthRateLimits;
   readonly store: PostgresStore;
   readonly secret: string;
   /** Scheme, host and port clients use (no path): the issuer. */
@@ -160,7 +171,7 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
   let provider = build(keySet);
   let callback = provider.callback();
 
-  const publicKeys = (set: SigningKeySet): JSONWebKeySet => ({ keys: [...set.publicJwks] } as JSONWebKeySet);
+  const publicKeys = (set: SigningKeySet): JSONWebKeySet => ({ keys: [...set.publicJwks] }) as JSONWebKeySet;
   const verifierKeys = new ReloadingKeySet(publicKeys(keySet), async () => {
     keySet = await keys.load();
     return publicKeys(keySet);
@@ -205,7 +216,8 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
   const watchProvider = (p: Provider): void => {
     for (const event of ['access_token.issued', 'refresh_token.saved']) {
       p.on(event, (...args: unknown[]) => {
-        const grantId = (args[1] as { grantId?: string } | undefined)?.grantId ??
+        const grantId =
+          (args[1] as { grantId?: string } | undefined)?.grantId ??
           (args[0] as { grantId?: string } | undefined)?.grantId;
         if (grantId) void recordUsage(grantId).catch(() => undefined);
       });
@@ -231,13 +243,90 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
       watchProvider(provider);
       callback = provider.callback();
       log.info({ keys: keySet.publicJwks.length }, 'signing keys reloaded');
-    })().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'could not check the signing keys'));
+    })().catch((err: unknown) =>
+      log.warn({ err: (err as Error).message }, 'could not check the signing keys'),
+    );
   }, options.keyPollMs ?? 30_000);
   poll.unref();
   const sweeper: Sweeper = startSweeper(store, 60_000, log);
 
   const prm = prmPaths(resource);
   const ownOrigin = new URL(issuer).origin;
+  const limits = options.limits ?? new AuthRateLimits();
+
+  /** 429 with Retry-After: JSON for the API endpoints, a page for the browser ones. */
+  function tooMany(res: ServerResponse, retryAfterS: number, page: boolean): void {
+    res.setHeader('retry-after', String(retryAfterS));
+    if (page) {
+      sendHtml(
+        res,
+        429,
+        renderErrorPage({
+          title: 'Too many attempts',
+          message: `Wait ${retryAfterS} seconds, then try again.`,
+        }),
+      );
+    } else {
+      sendJson(res, 429, {
+        error: 'rate_limited',
+        error_description: `too many requests; retry after ${retryAfterS} seconds`,
+      });
+    }
+  }
+
+  /** Signs a user in, counting failures per account and address (a lockout answers with the same generic text). */
+  async function signIn(
+    req: IncomingMessage,
+    username: string,
+    password: string,
+  ): Promise<{ ok: true; id: string } | { ok: false; retryAfterS?: number }> {
+    const ip = req.socket.remoteAddress ?? 'unknown';
+    const accountKey = `${ip}|${username.trim().toLowerCase()}`;
+    for (const [kind, key] of [
+      ['login-account', accountKey],
+      ['login-ip', ip],
+    ] as const) {
+      const decision = await limits.check(kind, key);
+      if (!decision.ok) return { ok: false, retryAfterS: decision.retryAfterS };
+    }
+    const account = await accounts.authenticate(username, password);
+    if (!account) {
+      await limits.hit('login-account', accountKey);
+      await limits.hit('login-ip', ip);
+      return { ok: false };
+    }
+    await limits.reset('login-account', accountKey);
+    return { ok: true, id: account.id };
+  }
+
+  /** Limits in front of the library's endpoints; false when the request was answered here. */
+  async function admit(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
+    const ip = req.socket.remoteAddress ?? 'unknown';
+    if (path === ROUTES.registration && req.method === 'POST') {
+      const d = await limits.hit('register', ip);
+      if (!d.ok) {
+        tooMany(res, d.retryAfterS, false);
+        return false;
+      }
+    } else if (path === ROUTES.authorization) {
+      const d = await limits.hit('authorize', ip);
+      if (!d.ok) {
+        tooMany(res, d.retryAfterS, true);
+        return false;
+      }
+    } else if (path === ROUTES.token && req.method === 'POST') {
+      const key = `${ip}|${basicClientId(req) ?? '-'}`;
+      const d = await limits.check('token-failure', key);
+      if (!d.ok) {
+        tooMany(res, d.retryAfterS, false);
+        return false;
+      }
+      res.once('finish', () => {
+        if (res.statusCode === 400 || res.statusCode === 401) void limits.hit('token-failure', key);
+      });
+    }
+    return true;
+  }
 
   // --- account session (connected-apps page) ---
   async function accountOf(req: IncomingMessage): Promise<{ id: string; username: string } | null> {
@@ -256,17 +345,18 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
   }
 
   async function connectedApps(accountId: string): Promise<ConnectedApp[]> {
-    const rows = await store.withServerState(async (sql) =>
-      (
-        await sql.query<{ id: string; payload: Record<string, unknown>; last_used_at: string | null }>(
-          `SELECT g.id, g.payload, u.last_used_at::text AS last_used_at
+    const rows = await store.withServerState(
+      async (sql) =>
+        (
+          await sql.query<{ id: string; payload: Record<string, unknown>; last_used_at: string | null }>(
+            `SELECT g.id, g.payload, u.last_used_at::text AS last_used_at
            FROM oauth_state g LEFT JOIN oauth_grant_usage u ON u.grant_id = g.id
            WHERE g.model = 'Grant' AND g.payload->>'accountId' = $1
              AND (g.expires_at IS NULL OR g.expires_at > now())
            ORDER BY g.id`,
-          [accountId],
-        )
-      ).rows,
+            [accountId],
+          )
+        ).rows,
     );
     const apps: ConnectedApp[] = [];
     for (const row of rows) {
@@ -277,7 +367,8 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
       for (const s of String(row.payload['openid']?.toString() ?? '').split(' ')) if (s) scopes.add(s);
       const oidc = row.payload['openid'] as { scope?: string } | undefined;
       for (const s of (oidc?.scope ?? '').split(' ')) if (s) scopes.add(s);
-      for (const value of Object.values(resources)) for (const s of String(value).split(' ')) if (s) scopes.add(s);
+      for (const value of Object.values(resources))
+        for (const s of String(value).split(' ')) if (s) scopes.add(s);
       const iat = row.payload['iat'];
       apps.push({
         grantId: row.id,
@@ -292,17 +383,20 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
   }
 
   async function revokeGrant(accountId: string, grantId: string): Promise<boolean> {
-    const owned = await store.withServerState(async (sql) =>
-      (
-        await sql.query(`SELECT 1 FROM oauth_state WHERE model = 'Grant' AND id = $1 AND payload->>'accountId' = $2`, [
-          grantId,
-          accountId,
-        ])
-      ).rows.length > 0,
+    const owned = await store.withServerState(
+      async (sql) =>
+        (
+          await sql.query(
+            `SELECT 1 FROM oauth_state WHERE model = 'Grant' AND id = $1 AND payload->>'accountId' = $2`,
+            [grantId, accountId],
+          )
+        ).rows.length > 0,
     );
     if (!owned) return false;
     await new adapter('Grant').revokeByGrantId(grantId);
-    await store.withServerState((sql) => sql.query('DELETE FROM oauth_grant_usage WHERE grant_id = $1', [grantId]));
+    await store.withServerState((sql) =>
+      sql.query('DELETE FROM oauth_grant_usage WHERE grant_id = $1', [grantId]),
+    );
     grantCache.clear();
     log.info({ grant: grantId.slice(0, 8) }, 'grant revoked by its user');
     return true;
@@ -326,7 +420,11 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
       return;
     }
     if (details.uid !== uid) {
-      sendHtml(res, 400, renderErrorPage({ title: 'Invalid request', message: 'This sign-in does not match.' }));
+      sendHtml(
+        res,
+        400,
+        renderErrorPage({ title: 'Invalid request', message: 'This sign-in does not match.' }),
+      );
       return;
     }
     const clientId = String(details.params['client_id'] ?? '');
@@ -363,7 +461,11 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
       return;
     }
     if (req.method !== 'POST' || action === undefined) {
-      sendHtml(res, 405, renderErrorPage({ title: 'Method not allowed', message: 'Use the form on the page.' }));
+      sendHtml(
+        res,
+        405,
+        renderErrorPage({ title: 'Method not allowed', message: 'Use the form on the page.' }),
+      );
       return;
     }
     const form = await readForm(req);
@@ -373,21 +475,33 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
         403,
         renderErrorPage({
           title: 'Request refused',
-          message: 'The form could not be verified (it came from another page or has expired). Go back and try again.',
+          message:
+            'The form could not be verified (it came from another page or has expired). Go back and try again.',
         }),
       );
       return;
     }
     if (action === 'login') {
       const username = form.get('username') ?? '';
-      const account = await accounts.authenticate(username, form.get('password') ?? '');
-      if (!account) {
-        log.info({ client: clientId }, 'sign-in failed');
-        sendHtml(res, 401, loginPage(base, token, clientName(client), username, 'Wrong username or password.'));
+      const result = await signIn(req, username, form.get('password') ?? '');
+      if (!result.ok) {
+        log.info({ client: clientId, locked: result.retryAfterS !== undefined }, 'sign-in failed');
+        if (result.retryAfterS !== undefined) res.setHeader('retry-after', String(result.retryAfterS));
+        sendHtml(
+          res,
+          result.retryAfterS !== undefined ? 429 : 401,
+          loginPage(base, token, clientName(client), username, SIGN_IN_FAILED),
+        );
         return;
       }
+      const account = { id: result.id };
       await startAccountSession(res, account.id);
-      await provider.interactionFinished(req, res, { login: { accountId: account.id } }, { mergeWithLastSubmission: false });
+      await provider.interactionFinished(
+        req,
+        res,
+        { login: { accountId: account.id } },
+        { mergeWithLastSubmission: false },
+      );
       return;
     }
     if (action === 'signup' && options.allowSignup) {
@@ -395,7 +509,12 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
       try {
         const account = await accounts.create(username, form.get('password') ?? '');
         await startAccountSession(res, account.id);
-        await provider.interactionFinished(req, res, { login: { accountId: account.id } }, { mergeWithLastSubmission: false });
+        await provider.interactionFinished(
+          req,
+          res,
+          { login: { accountId: account.id } },
+          { mergeWithLastSubmission: false },
+        );
       } catch (err) {
         sendHtml(
           res,
@@ -414,7 +533,11 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
     if (action === 'consent' && details.prompt.name === 'consent') {
       const accountId = details.session?.accountId;
       if (!accountId) {
-        sendHtml(res, 400, renderErrorPage({ title: 'Not signed in', message: 'Start again from the application.' }));
+        sendHtml(
+          res,
+          400,
+          renderErrorPage({ title: 'Not signed in', message: 'Start again from the application.' }),
+        );
         return;
       }
       const grant =
@@ -429,7 +552,12 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
       }
       const grantId = await grant.save();
       await recordUsage(grantId).catch(() => undefined);
-      await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+      await provider.interactionFinished(
+        req,
+        res,
+        { consent: { grantId } },
+        { mergeWithLastSubmission: true },
+      );
       return;
     }
     if (action === 'deny') {
@@ -489,22 +617,26 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
       sendHtml(
         res,
         403,
-        renderErrorPage({ title: 'Request refused', message: 'The form could not be verified. Go back and try again.' }),
+        renderErrorPage({
+          title: 'Request refused',
+          message: 'The form could not be verified. Go back and try again.',
+        }),
       );
       return;
     }
     if (path === `${ACCOUNT_PREFIX}/login`) {
       const username = form.get('username') ?? '';
-      const found = await accounts.authenticate(username, form.get('password') ?? '');
-      if (!found) {
+      const found = await signIn(req, username, form.get('password') ?? '');
+      if (!found.ok) {
+        if (found.retryAfterS !== undefined) res.setHeader('retry-after', String(found.retryAfterS));
         sendHtml(
           res,
-          401,
+          found.retryAfterS !== undefined ? 429 : 401,
           renderLoginPage({
             action: `${ACCOUNT_PREFIX}/login`,
             csrf: token,
             username,
-            error: 'Wrong username or password.',
+            error: SIGN_IN_FAILED,
           }),
         );
         return;
@@ -569,7 +701,7 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
           return;
         }
         if (path.startsWith(`${OAUTH_PREFIX}/`)) {
-          callback(req, res);
+          if (await admit(req, res, path)) callback(req, res);
           return;
         }
         sendJson(res, 404, { error: 'not_found' });
@@ -589,6 +721,20 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
       await sweeper.stop();
     },
   };
+}
+
+/** The client id of HTTP Basic client authentication, if the request carries it. */
+function basicClientId(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization;
+  if (!header || !/^basic /i.test(header)) return undefined;
+  const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 1) return undefined;
+  try {
+    return decodeURIComponent(decoded.slice(0, colon)).slice(0, 200);
+  } catch {
+    return undefined;
+  }
 }
 
 function requestedScopes(details: InteractionDetails): string[] {
@@ -643,7 +789,8 @@ export async function createExternalAuth(options: ExternalAuthOptions): Promise<
             body: new URLSearchParams({ token, token_type_hint: 'access_token' }).toString(),
             signal: AbortSignal.timeout(5_000),
           });
-          if (!response.ok) throw new Error(`the issuer's introspection endpoint answered ${response.status}`);
+          if (!response.ok)
+            throw new Error(`the issuer's introspection endpoint answered ${response.status}`);
           const body = (await response.json()) as JWTPayload & { active?: boolean };
           if (body.active !== true) return null;
           if (typeof body.exp === 'number' && body.exp * 1000 < Date.now()) return null;

@@ -20,7 +20,12 @@ import type { TLSSocket } from 'node:tls';
 import { Provider, errors, type KoaContextLike } from 'oidc-provider';
 import type { Logger } from '../observability/logger.js';
 import { SCOPES } from '../mcp/context.js';
-import { applyClientRules, clientSecretMatches, ClientMetadataProblem, isHashedSecret } from './client-rules.js';
+import {
+  applyClientRules,
+  clientSecretMatches,
+  ClientMetadataProblem,
+  isHashedSecret,
+} from './client-rules.js';
 import type { OidcAdapterClass } from './oidc-adapter.js';
 
 export const OAUTH_PREFIX = '/oauth';
@@ -85,7 +90,9 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
   const { resource, logger } = options;
   const tokenTtl = options.tokenTtlSeconds;
   const resourceScope = RESOURCE_SCOPES.join(' ');
-  const defaultAuthMethod = options.clientAuthMethods.includes('none') ? 'none' : options.clientAuthMethods[0];
+  const defaultAuthMethod = options.clientAuthMethods.includes('none')
+    ? 'none'
+    : options.clientAuthMethods[0];
   const features: Record<string, unknown> = {
     devInteractions: { enabled: false },
     userinfo: { enabled: false },
@@ -253,7 +260,11 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
     interactions: {
       url: (_ctx: unknown, interaction: { uid: string }) => `${INTERACTION_PREFIX}/${interaction.uid}`,
     },
-    renderError: (ctx: KoaContextLike, out: { error: string; error_description?: string }, error: unknown) => {
+    renderError: (
+      ctx: KoaContextLike,
+      out: { error: string; error_description?: string },
+      error: unknown,
+    ) => {
       const status = (error as { statusCode?: number } | undefined)?.statusCode ?? 400;
       (ctx as KoaContextLike & { type: string }).type = 'html';
       ctx.body = options.renderError(status, out.error, out.error_description);
@@ -308,7 +319,11 @@ function rewriteAuthorizationQuery(ctx: KoaContextWithQuery, allowPlain: boolean
     query['scope'] = RESOURCE_SCOPES.join(' ');
     changed = true;
   }
-  if (allowPlain && query['code_challenge_method'] === 'plain' && typeof query['code_challenge'] === 'string') {
+  if (
+    allowPlain &&
+    query['code_challenge_method'] === 'plain' &&
+    typeof query['code_challenge'] === 'string'
+  ) {
     query['code_challenge'] = s256(query['code_challenge']);
     query['code_challenge_method'] = 'S256';
     changed = true;

@@ -30,7 +30,12 @@ const DPOP_MAX_AGE_S = 60;
 const CLOCK_TOLERANCE_S = 5;
 
 export type AuthOutcome =
-  | { readonly ok: true; readonly caller: CallerContext; readonly tokenHash: string; readonly grantId?: string }
+  | {
+      readonly ok: true;
+      readonly caller: CallerContext;
+      readonly tokenHash: string;
+      readonly grantId?: string;
+    }
   | {
       readonly ok: false;
       readonly status: 401 | 400;
@@ -98,7 +103,10 @@ export class ReloadingKeySet {
 }
 
 /** A remote issuer's keys (jose caches and refreshes them). */
-export function remoteKeys(jwksUri: string, fetchOptions?: { headers?: Record<string, string> }): JWTVerifyGetKey {
+export function remoteKeys(
+  jwksUri: string,
+  fetchOptions?: { headers?: Record<string, string> },
+): JWTVerifyGetKey {
   return createRemoteJWKSet(new URL(jwksUri), {
     cooldownDuration: 5_000,
     cacheMaxAge: 10 * 60_000,
@@ -229,7 +237,8 @@ export class ResourceServer {
       const raw = cert && 'raw' in cert ? cert.raw : undefined;
       if (!raw) return fail('this token is bound to a TLS client certificate, and none was presented');
       const thumb = createHash('sha256').update(raw).digest('base64url');
-      if (!equalStrings(thumb, x5t)) return fail('the TLS client certificate is not the one this token is bound to');
+      if (!equalStrings(thumb, x5t))
+        return fail('the TLS client certificate is not the one this token is bound to');
     }
 
     const gid = typeof payload['gid'] === 'string' ? payload['gid'] : undefined;
@@ -248,7 +257,7 @@ export class ResourceServer {
 
   private async verify(token: string): Promise<JWTPayload> {
     const { source, issuer, resource } = this.options;
-    let isJwt = false;
+    let isJwt: boolean;
     try {
       decodeProtectedHeader(token);
       isJwt = true;
@@ -262,7 +271,8 @@ export class ResourceServer {
       const aud = claims.aud;
       const audiences = Array.isArray(aud) ? aud : aud === undefined ? [] : [aud];
       if (!audiences.includes(resource)) throw new Error(`the token's audience is not ${resource}`);
-      if (claims.iss !== undefined && claims.iss !== issuer) throw new Error('the token is from another issuer');
+      if (claims.iss !== undefined && claims.iss !== issuer)
+        throw new Error('the token is from another issuer');
       return claims;
     }
     const { payload } = await jwtVerify(token, source.getKey, {
@@ -305,8 +315,12 @@ export class ResourceServer {
     if (typeof payload['ath'] !== 'string' || !equalStrings(payload['ath'], ath)) {
       return 'the DPoP proof does not belong to this access token (ath)';
     }
-    const thumbprint = await calculateJwkThumbprint(jwk as Parameters<typeof calculateJwkThumbprint>[0], 'sha256');
-    if (!equalStrings(thumbprint, jkt)) return 'the DPoP proof is signed by another key than the token is bound to';
+    const thumbprint = await calculateJwkThumbprint(
+      jwk as Parameters<typeof calculateJwkThumbprint>[0],
+      'sha256',
+    );
+    if (!equalStrings(thumbprint, jkt))
+      return 'the DPoP proof is signed by another key than the token is bound to';
     if (!this.replay.add(`${jkt}:${String(payload.jti)}`, now + 2 * DPOP_MAX_AGE_S * 1000, now)) {
       return 'the DPoP proof was already used (replay)';
     }

@@ -8,8 +8,6 @@ import path from 'node:path';
 import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createSelfSignedLocalhost } from '../../src/security/dev-certificate.js';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { httpsFetch } from '../support/https.js';
 import { CLI, ROOT, tempDir } from '../support/helpers.js';
 
@@ -188,15 +186,31 @@ describe('mcp-pa serve: startup errors are clear and immediate (exit 2, nothing 
     expect(stderr).toContain('refusing to serve plain HTTP on 0.0.0.0, which is not a loopback address');
   });
 
-  it('a non-loopback bind with a good certificate is refused until authentication exists', async () => {
+  it('a non-loopback bind needs the shared server secret, and authentication on', async () => {
     const d = folder();
     const p = await certPair(d, 'server');
-    const { code, stderr } = await failsToStart(
+    const noSecret = await failsToStart(
       serve(['--host', '0.0.0.0'], { MCP_TLS_CERT: p.certFile, MCP_TLS_KEY: p.keyFile }),
     );
+    expect(noSecret.code).toBe(2);
+    expect(noSecret.stderr).toContain('serving on 0.0.0.0 needs a server secret shared by every replica');
+    expect(noSecret.stderr).toContain('MCP_SECRET_KEY');
+    expect(noSecret.stderr).not.toContain('plain HTTP');
+    const config = path.join(d, 'noauth.json');
+    writeFileSync(config, JSON.stringify({ authentication: { enabled: false } }));
+    const noAuth = await failsToStart(
+      serve(['--host', '0.0.0.0', '--config', config], { MCP_TLS_CERT: p.certFile, MCP_TLS_KEY: p.keyFile }),
+    );
+    expect(noAuth.code).toBe(2);
+    expect(noAuth.stderr).toContain('cannot bind to 0.0.0.0: authentication is off');
+  });
+
+  it('OAuth needs HTTPS: plain HTTP with authentication on is refused, naming the ways out', async () => {
+    const { code, stderr } = await failsToStart(serve([], { MCP_TLS_REQUIRED: 'false' }));
     expect(code).toBe(2);
-    expect(stderr).toContain('cannot bind to 0.0.0.0: HTTP mode has no authentication yet');
-    expect(stderr).not.toContain('plain HTTP');
+    expect(stderr).toContain('OAuth needs HTTPS');
+    expect(stderr).toContain('mcp-pa serve --dev');
+    expect(stderr).toContain('authentication.enabled to false');
   });
 
   it('a certificate file that is not PEM is named', async () => {
@@ -413,17 +427,23 @@ describe('mcp-pa serve: a running server (PGlite in a temporary data folder)', (
     await new Promise((resolve) => nodeClient.once('exit', resolve));
     expect(printed.trim()).toBe('200');
 
-    // The MCP SDK's client, trusting the certificate, talks to /mcp and reaches the embedded database.
-    const client = new Client({ name: 'serve-dev-test', version: '1' });
-    await client.connect(
-      new StreamableHTTPClientTransport(new URL('/mcp', url), { fetch: httpsFetch(cert) }),
+    // OAuth is on: /mcp asks for a token and points at its metadata, which names this server as the issuer
+    // (the SDK client with a token is exercised in test/auth/). The server secret was made in the data folder.
+    const fetchTrusting = httpsFetch(cert);
+    const unauth = await fetchTrusting(new URL('/mcp', url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+    });
+    expect(unauth.status).toBe(401);
+    expect(unauth.headers.get('www-authenticate')).toContain(
+      `resource_metadata="${url.origin}/.well-known/oauth-protected-resource/mcp"`,
     );
-    const names = (await client.listTools()).tools.map((t) => t.name);
-    expect(names).toContain('get_status');
-    const status = await client.callTool({ name: 'get_status', arguments: {} });
-    expect(status.isError).not.toBe(true);
-    expect(JSON.stringify(status.structuredContent)).toContain('"database":"pglite"');
-    await client.close();
+    const prm = (await (
+      await fetchTrusting(new URL('/.well-known/oauth-protected-resource/mcp', url))
+    ).json()) as { authorization_servers: string[] };
+    expect(prm.authorization_servers).toEqual([url.origin]);
+    expect(statSync(path.join(run.home, 'data', 'secret.key')).mode & 0o777).toBe(0o600);
 
     agent.destroy();
     run.child.kill('SIGTERM');
@@ -495,7 +515,10 @@ describe('mcp-pa serve: a running server (PGlite in a temporary data folder)', (
   });
 
   it('plain HTTP only with tls_required false on loopback, with a warning', async () => {
-    const run = serve([], { MCP_TLS_REQUIRED: 'false' });
+    const home = folder();
+    const config = path.join(home, 'noauth.json');
+    writeFileSync(config, JSON.stringify({ authentication: { enabled: false } }));
+    const run = serve(['--config', config], { MCP_TLS_REQUIRED: 'false' }, home);
     const url = await ready(run);
     expect(url.protocol).toBe('http:');
     expect(run.stderr()).toMatch(
