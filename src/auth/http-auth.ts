@@ -9,7 +9,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { Provider, InteractionDetails } from 'oidc-provider';
-import type { JSONWebKeySet, JWTPayload } from 'jose';
+import { jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
 import type { Logger } from '../observability/logger.js';
 import type { PostgresStore } from '../storage/postgres/postgres-store.js';
 import { AccountStore } from './accounts.js';
@@ -30,6 +30,7 @@ import {
 import {
   createAuthorizationServer,
   INTERACTION_PREFIX,
+  isOperatorClient,
   OAUTH_PREFIX,
   ROUTES,
   SCOPE_DESCRIPTIONS,
@@ -159,6 +160,26 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
       findAccount: async (id) => {
         const account = await accounts.findById(id);
         return account && !account.disabled ? { id: account.id } : null;
+      },
+      structuredTokens: {
+        verify: async (token) => {
+          try {
+            const { payload } = await jwtVerify(token, verifierKeys.getKey, {
+              issuer,
+              audience: resource,
+              algorithms: ['ES256'],
+              typ: 'at+jwt',
+            });
+            return payload as Record<string, unknown>;
+          } catch {
+            return null;
+          }
+        },
+        grantActive: (grantId, subject) => grantActive(grantId, subject),
+        revokeGrant: async (grantId) => {
+          await new adapter('Grant').revokeByGrantId(grantId);
+          grantCache.clear();
+        },
       },
       renderError: (status, error, description) =>
         renderErrorPage({
@@ -455,7 +476,7 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
             name,
             description: SCOPE_DESCRIPTIONS[name] ?? name,
           })),
-          newClient: !clientId.startsWith('cli_'),
+          newClient: !isOperatorClient(clientId),
         }),
       );
       return;
@@ -803,7 +824,7 @@ export async function createExternalAuth(options: ExternalAuthOptions): Promise<
     resourceMetadataUrl: metadataUrl(resource),
     source: {
       getKey: jwksUri
-        ? remoteKeys(jwksUri)
+        ? remoteKeys(jwksUri, options.fetch ? { fetch: options.fetch } : undefined)
         : async () => {
             throw new Error('this issuer publishes no keys');
           },

@@ -366,3 +366,31 @@ export function renderErrorPage(v: { title: string; message: string; detail?: st
       ${v.detail !== undefined && v.detail !== '' && html`<p class="muted">Detail: <code>${v.detail}</code></p>`}`,
   );
 }
+
+/**
+ * Shown instead of an automatic error redirect to a client the operator did not register (dynamic or URL
+ * client ids) while nobody is signed in (RFC 9700 §4.11.2): the person sees where they would be sent and
+ * decides. `location` is the client's own registered redirect URI with the error parameters.
+ */
+export function renderRedirectNotice(v: {
+  clientName: string;
+  host: string;
+  location: string;
+  error: string;
+  description?: string | undefined;
+}): string {
+  if (!/^[a-z][a-z0-9+.-]*:/i.test(v.location) || /^(javascript|data|vbscript|file):/i.test(v.location)) {
+    throw new RangeError('location must be an absolute URI with a safe scheme');
+  }
+  return layout(
+    'This request cannot be completed',
+    html`<h1>This request cannot be completed</h1>
+      <p>
+        ${v.clientName} sent a request this server cannot
+        accept${v.description ? html`: ${v.description}` : ''}.
+      </p>
+      <p class="muted">Detail: <code>${v.error}</code></p>
+      <p>If you started this yourself, you can return to the application at <strong>${v.host}</strong>.</p>
+      <p><a href="${v.location}">Return to ${v.host}</a></p>`,
+  );
+}

@@ -15,7 +15,7 @@
  * - Dynamic registration (RFC 7591/7592) behind features.dynamic_client_registration; Client ID Metadata
  *   Documents behind authentication.client_id_metadata_documents.
  */
-import { createHash, type X509Certificate } from 'node:crypto';
+import { createHash, randomBytes, type X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { Provider, errors, type KoaContextLike } from 'oidc-provider';
 import type { Logger } from '../observability/logger.js';
@@ -27,6 +27,7 @@ import {
   isHashedSecret,
 } from './client-rules.js';
 import type { OidcAdapterClass } from './oidc-adapter.js';
+import { renderRedirectNotice } from './pages.js';
 
 export const OAUTH_PREFIX = '/oauth';
 export const ROUTES = {
@@ -49,6 +50,12 @@ export const SCOPE_DESCRIPTIONS: Record<string, string> = {
   offline_access: 'Stay connected when you are not using it (refresh tokens)',
   openid: 'Know your account id',
 };
+
+/** Clients made with `mcp-pa clients add` (trusted by the operator); dynamic ones never get this prefix. */
+export const OPERATOR_CLIENT_PREFIX = 'cli_';
+export function isOperatorClient(clientId: string): boolean {
+  return clientId.startsWith(OPERATOR_CLIENT_PREFIX);
+}
 
 export type ClientAuthMethod = 'none' | 'client_secret_basic' | 'private_key_jwt' | 'tls_client_auth';
 
@@ -73,6 +80,16 @@ export interface AuthorizationServerOptions {
   /** fetch for client metadata documents and client JWKS (SSRF protection stays in the library). */
   readonly fetch?: (url: string | URL, init: RequestInit & { dispatcher?: unknown }) => Promise<Response>;
   readonly findAccount: (accountId: string) => Promise<{ id: string } | null>;
+  /**
+   * JWT access tokens, which the library refuses to revoke or introspect: verified here (signature, issuer,
+   * audience; null when not ours or invalid) so /oauth/revoke revokes their grant and /oauth/introspect
+   * answers for them.
+   */
+  readonly structuredTokens?: {
+    verify(token: string): Promise<Record<string, unknown> | null>;
+    grantActive(grantId: string, subject: string): Promise<boolean>;
+    revokeGrant(grantId: string): Promise<void>;
+  };
   readonly renderError: (status: number, error: string, description: string | undefined) => string;
   readonly logger: Logger;
 }
@@ -106,6 +123,7 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
       enabled: options.dynamicRegistration,
       initialAccessToken: false,
       issueRegistrationAccessToken: true,
+      idFactory: () => `dcr_${randomBytes(16).toString('base64url')}`,
     },
     registrationManagement: { enabled: options.dynamicRegistration, rotateRegistrationAccessToken: true },
     resourceIndicators: {
@@ -245,6 +263,10 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
         throw new errors.InvalidClientAuth(`the assertion's aud must be exactly the issuer ${issuer}`);
       }
       const now = Math.floor(Date.now() / 1000);
+      // No clock-skew leeway for an expired assertion (the library would allow its clockTolerance of 15 s).
+      if (typeof claims.exp === 'number' && claims.exp <= now) {
+        throw new errors.InvalidClientAuth('the assertion has expired (exp is in the past)');
+      }
       if (typeof claims.exp !== 'number' || claims.exp - now > PRIVATE_KEY_JWT_MAX_LIFETIME_S) {
         throw new errors.InvalidClientAuth(
           `the assertion must expire within ${PRIVATE_KEY_JWT_MAX_LIFETIME_S} seconds`,
@@ -302,6 +324,78 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
       if (isHashedSecret(body['client_secret'])) delete body['client_secret'];
     }
   });
+
+  // RFC 9700 §4.11.2: an error is not redirected automatically to a client the operator did not register
+  // (dynamic registration, URL client ids) while nobody is signed in — a page shows where it would go.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.oidc?.route !== 'authorization' && ctx.oidc?.route !== 'resume') return;
+    if (ctx.status !== 302 && ctx.status !== 303) return;
+    const location = ctx.res.getHeader('location');
+    if (typeof location !== 'string') return;
+    let target: URL;
+    try {
+      target = new URL(location);
+    } catch {
+      return;
+    }
+    const error = target.searchParams.get('error');
+    const client = ctx.oidc.client;
+    if (error === null || !client || isOperatorClient(client.clientId)) return;
+    const session = (ctx.oidc as { session?: { accountId?: string } }).session;
+    if (session?.accountId) return;
+    ctx.status = 400;
+    ctx.res.removeHeader('location');
+    (ctx as KoaContextLike & { type: string }).type = 'html';
+    ctx.body = renderRedirectNotice({
+      clientName: client.clientName?.trim() || client.clientId,
+      host: target.host || target.protocol,
+      location,
+      error,
+      description: target.searchParams.get('error_description') ?? undefined,
+    });
+  });
+
+  const structured = options.structuredTokens;
+  if (structured) {
+    provider.use(async (ctx, next) => {
+      await next();
+      const route = ctx.oidc?.route;
+      if (route !== 'revocation' && route !== 'introspection') return;
+      const body = ctx.body as { error?: unknown } | undefined;
+      if (ctx.status !== 400 || body?.error !== 'unsupported_token_type') return;
+      // Reached only after the client authenticated (the library checks the client first).
+      const client = ctx.oidc?.client;
+      const token = ctx.oidc?.params?.['token'];
+      if (!client || typeof token !== 'string') return;
+      const claims = await structured.verify(token);
+      const own = claims !== null && claims['client_id'] === client.clientId;
+      const gid = own && typeof claims['gid'] === 'string' ? claims['gid'] : undefined;
+      const sub = own && typeof claims['sub'] === 'string' ? claims['sub'] : undefined;
+      ctx.status = 200;
+      if (route === 'revocation') {
+        // RFC 7009 §2.2: 200 whether or not the token was valid; revoking an access token revokes its grant.
+        if (gid) await structured.revokeGrant(gid);
+        ctx.body = '';
+        return;
+      }
+      const active = gid !== undefined && sub !== undefined && (await structured.grantActive(gid, sub));
+      if (!active || !claims) {
+        ctx.body = { active: false };
+        return;
+      }
+      const cnf = claims['cnf'] as Record<string, unknown> | undefined;
+      ctx.body = {
+        active: true,
+        ...Object.fromEntries(
+          ['sub', 'client_id', 'scope', 'exp', 'iat', 'iss', 'aud', 'jti', 'cnf'].flatMap((k) =>
+            claims[k] === undefined ? [] : [[k, claims[k]]],
+          ),
+        ),
+        token_type: cnf?.['jkt'] ? 'DPoP' : 'Bearer',
+      };
+    });
+  }
 
   provider.on('server_error', (_ctx: unknown, err: unknown) => {
     logger.error({ err: err instanceof Error ? err.message : String(err) }, 'authorization server error');
