@@ -9,7 +9,10 @@ import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { Agent, fetch as undiciFetch } from 'undici';
 
-export type FetchLike = (url: string | URL, init?: RequestInit & { dispatcher?: unknown }) => Promise<Response>;
+export type FetchLike = (
+  url: string | URL,
+  init?: RequestInit & { dispatcher?: unknown },
+) => Promise<Response>;
 
 export interface TrustedFetchOptions {
   /** https origins fetched without the special-use address filter. */

@@ -98,7 +98,7 @@ export interface EmbeddedAuthOptions {
   readonly fetch?: (url: string | URL, init: RequestInit & { dispatcher?: unknown }) => Promise<Response>;
   readonly logger: Logger;
   /** How often the signing keys are checked for a rotation made elsewhere (default 30 s). */
-  readonly keyPollMs?: number;
+  readonly keyPollMs?: number | undefined;
 }
 
 function metadataUrl(resource: string): string {
@@ -161,6 +161,17 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
         const account = await accounts.findById(id);
         return account && !account.disabled ? { id: account.id } : null;
       },
+      findGrant: async (accountId, clientId) =>
+        store.withServerState(async (sql) => {
+          const r = await sql.query<{ id: string }>(
+            `SELECT id FROM oauth_state
+             WHERE model = 'Grant' AND payload->>'accountId' = $1 AND payload->>'clientId' = $2
+               AND (expires_at IS NULL OR expires_at > now())
+             ORDER BY expires_at DESC NULLS FIRST LIMIT 1`,
+            [accountId, clientId],
+          );
+          return r.rows[0]?.id;
+        }),
       structuredTokens: {
         verify: async (token) => {
           try {
@@ -454,6 +465,15 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
     const browser = csrf.browserValue(req, res);
     const token = csrf.token(browser, details.uid);
 
+    if (
+      req.method === 'GET' &&
+      action === 'signup' &&
+      options.allowSignup &&
+      details.prompt.name === 'login'
+    ) {
+      sendHtml(res, 200, renderSignupPage({ action: `${base}/signup`, csrf: token, loginHref: base }));
+      return;
+    }
     if (req.method === 'GET' && action === undefined) {
       if (details.prompt.name === 'login') {
         sendHtml(res, 200, loginPage(base, token, clientName(client)));

@@ -108,7 +108,11 @@ export function createOidcAdapterFactory(store: PostgresStore): OidcAdapterClass
       }
       // Client secrets are kept only as a digest (client-rules.ts); the caller's object is left as it was, so a
       // registration response still shows the secret once.
-      if (this.model === 'Client' && typeof payload['client_secret'] === 'string' && !isHashedSecret(payload['client_secret'])) {
+      if (
+        this.model === 'Client' &&
+        typeof payload['client_secret'] === 'string' &&
+        !isHashedSecret(payload['client_secret'])
+      ) {
         payload = { ...payload, client_secret: hashClientSecret(payload['client_secret']) };
       }
       const expiresAt = expiryFor(expiresIn, Date.now());

@@ -80,6 +80,8 @@ export interface AuthorizationServerOptions {
   /** fetch for client metadata documents and client JWKS (SSRF protection stays in the library). */
   readonly fetch?: (url: string | URL, init: RequestInit & { dispatcher?: unknown }) => Promise<Response>;
   readonly findAccount: (accountId: string) => Promise<{ id: string } | null>;
+  /** The grant an account already gave a client (consent is remembered per client), if any. */
+  readonly findGrant?: (accountId: string, clientId: string) => Promise<string | undefined>;
   /**
    * JWT access tokens, which the library refuses to revoke or introspect: verified here (signature, issuer,
    * audience; null when not ours or invalid) so /oauth/revoke revokes their grant and /oauth/introspect
@@ -154,10 +156,7 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
       certificateSubjectMatches: (ctx: KoaContextLike, property: string, expected: string) => {
         const cert = peerCertificate(ctx);
         if (!cert) return false;
-        if (property === 'tls_client_auth_subject_dn') {
-          // Node prints the subject one RDN per line; compare as a comma-separated DN.
-          return cert.subject.split('\n').join(',') === expected.split(/\s*,\s*/).join(',');
-        }
+        if (property === 'tls_client_auth_subject_dn') return subjectDnMatches(cert.subject, expected);
         const sans = (cert.subjectAltName ?? '').split(/,\s*/);
         if (property === 'tls_client_auth_san_dns') return sans.includes(`DNS:${expected}`);
         if (property === 'tls_client_auth_san_uri') return sans.includes(`URI:${expected}`);
@@ -242,9 +241,10 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
             }
           } catch (err) {
             if (err instanceof ClientMetadataProblem) {
-              throw err.kind === 'redirect_uri'
-                ? new errors.InvalidRedirectUri(err.message)
-                : new errors.InvalidClientMetadata(err.message);
+              // InvalidClientMetadata keeps the description and answers invalid_redirect_uri when it starts with
+              // "redirect_uris" (every 'redirect_uri' problem does); InvalidRedirectUri would replace it with a
+              // fixed text about matching a registered URI.
+              throw new errors.InvalidClientMetadata(err.message);
             }
             throw err;
           }
@@ -278,6 +278,25 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
       const account = await options.findAccount(sub);
       if (!account) return undefined;
       return { accountId: account.id, claims: () => ({ sub: account.id }) };
+    },
+    // Consent is remembered per client: a grant this account gave the client before is reused (the prompt then
+    // asks only for scopes it does not cover), also from a new browser.
+    loadExistingGrant: async (ctx: {
+      oidc: {
+        result?: { consent?: { grantId?: string } };
+        session: { accountId?: string; grantIdFor(clientId: string): string | undefined };
+        client: { clientId: string };
+        provider: Provider;
+      };
+    }) => {
+      const { oidc } = ctx;
+      const grantId =
+        oidc.result?.consent?.grantId ??
+        oidc.session.grantIdFor(oidc.client.clientId) ??
+        (oidc.session.accountId && options.findGrant
+          ? await options.findGrant(oidc.session.accountId, oidc.client.clientId)
+          : undefined);
+      return grantId ? oidc.provider.Grant.find(grantId) : undefined;
     },
     interactions: {
       url: (_ctx: unknown, interaction: { uid: string }) => `${INTERACTION_PREFIX}/${interaction.uid}`,
@@ -401,6 +420,27 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
     logger.error({ err: err instanceof Error ? err.message : String(err) }, 'authorization server error');
   });
   return provider;
+}
+
+/**
+ * Node prints a certificate's subject one attribute per line, most significant first (C, O, …, CN); a DN
+ * registered in RFC 4514 form lists them the other way round (CN first). Either order is accepted; attribute
+ * types are compared case-insensitively, values exactly (escaped commas stay inside their value).
+ */
+export function subjectDnMatches(certSubject: string, expected: string): boolean {
+  const norm = (parts: string[]): string[] =>
+    parts
+      .map((p) => p.trim())
+      .filter(Boolean)
+      .map((p) => {
+        const eq = p.indexOf('=');
+        return eq < 1 ? p : `${p.slice(0, eq).trim().toUpperCase()}=${p.slice(eq + 1).trim()}`;
+      });
+  const cert = norm(certSubject.split('\n'));
+  const given = norm(expected.split(/(?<!\\),/)).map((p) => p.replace(/\\,/g, ','));
+  if (cert.length === 0 || cert.length !== given.length) return false;
+  const same = (a: string[], b: string[]): boolean => a.every((v, i) => v === b[i]);
+  return same(cert, given) || same(cert, [...given].reverse());
 }
 
 type KoaContextWithQuery = KoaContextLike & { query: Record<string, string | string[] | undefined> };

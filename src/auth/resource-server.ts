@@ -14,6 +14,7 @@ import {
   calculateJwkThumbprint,
   createLocalJWKSet,
   createRemoteJWKSet,
+  customFetch,
   decodeProtectedHeader,
   EmbeddedJWK,
   errors as joseErrors,
@@ -102,15 +103,22 @@ export class ReloadingKeySet {
   };
 }
 
-/** A remote issuer's keys (jose caches and refreshes them). */
+/**
+ * A remote issuer's keys (jose caches and refreshes them), fetched with `fetch` when given (the trusted fetch
+ * of src/auth/fetch.ts, so the operator's extra CA and allowed origins apply to the JWKS as to discovery).
+ */
 export function remoteKeys(
   jwksUri: string,
-  fetchOptions?: { headers?: Record<string, string> },
+  fetchOptions?: {
+    headers?: Record<string, string>;
+    fetch?: (url: string, init: RequestInit) => Promise<Response>;
+  },
 ): JWTVerifyGetKey {
   return createRemoteJWKSet(new URL(jwksUri), {
     cooldownDuration: 5_000,
     cacheMaxAge: 10 * 60_000,
     ...(fetchOptions?.headers ? { headers: fetchOptions.headers } : {}),
+    ...(fetchOptions?.fetch ? { [customFetch]: fetchOptions.fetch } : {}),
   });
 }
 

@@ -113,7 +113,12 @@ export function sendHtml(res: ServerResponse, status: number, body: string): voi
   res.end(body);
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   res.statusCode = status;
   res.setHeader('content-type', 'application/json');
   for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);

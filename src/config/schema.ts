@@ -163,6 +163,13 @@ const authenticationSchema = z
       .describe(
         'Server secret (MCP_SECRET_KEY; secret: redacted) encrypting signing keys and signing cookies; every replica needs the same. Unset on a loopback bind: made once in <data_dir>/secret.key.',
       ),
+    key_check_interval_s: z
+      .number()
+      .int()
+      .min(1)
+      .max(3600)
+      .default(30)
+      .describe('How often a running server looks for signing keys rotated by `mcp-pa keys rotate` (seconds).'),
     client_id_metadata_documents: z
       .boolean()
       .default(true)

@@ -144,8 +144,12 @@ export async function startHttpApplication(input: {
                     issuer: externalIssuer,
                     resource,
                     introspection:
-                      auth.introspection_client_id !== undefined && auth.introspection_client_secret !== undefined
-                        ? { clientId: auth.introspection_client_id, clientSecret: auth.introspection_client_secret }
+                      auth.introspection_client_id !== undefined &&
+                      auth.introspection_client_secret !== undefined
+                        ? {
+                            clientId: auth.introspection_client_id,
+                            clientSecret: auth.introspection_client_secret,
+                          }
                         : undefined,
                     ...(trustedFetch ? { fetch: trustedFetch as typeof fetch } : {}),
                     logger,
@@ -165,6 +169,7 @@ export async function startHttpApplication(input: {
                     allowSignup: auth.allow_signup,
                     requireDpop: auth.require_dpop,
                     mtls,
+                    keyPollMs: auth.key_check_interval_s * 1000,
                     ...(trustedFetch ? { fetch: trustedFetch } : {}),
                     logger,
                   }),

@@ -22,6 +22,8 @@ export interface TestCa {
   readonly name: string;
   /** Issues a server certificate for the given names (default localhost, 127.0.0.1, ::1). */
   issue(options?: { dns?: string[]; ip?: string[]; cn?: string }): Promise<ServerCertificate>;
+  /** Issues a TLS client certificate (extended key usage clientAuth) with subject `CN=<cn>` (default client). */
+  issueClient(options?: { cn?: string }): Promise<ServerCertificate>;
 }
 
 export interface ServerCertificate {
@@ -87,6 +89,31 @@ export async function createTestCa(name = 'mcp-pa test CA'): Promise<TestCa> {
             ...dns.map((value) => ({ type: 'dns' as const, value })),
             ...ip.map((value) => ({ type: 'ip' as const, value })),
           ]),
+          await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+          await x509.AuthorityKeyIdentifierExtension.create(caKeys.publicKey),
+        ],
+      });
+      return {
+        cert: cert.toString('pem') + '\n',
+        key: pemKey(keys.privateKey),
+        fingerprint256: await fingerprint(cert),
+      };
+    },
+    async issueClient(options = {}) {
+      const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
+      const cert = await x509.X509CertificateGenerator.create({
+        serialNumber: serial(),
+        subject: `CN=${options.cn ?? 'client'}`,
+        issuer: caCert.subject,
+        notBefore: new Date(Date.now() - HOUR_MS),
+        notAfter: new Date(Date.now() + 24 * HOUR_MS),
+        signingAlgorithm: ALG,
+        publicKey: keys.publicKey,
+        signingKey: caKeys.privateKey,
+        extensions: [
+          new x509.BasicConstraintsExtension(false, undefined, true),
+          new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+          new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
           await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
           await x509.AuthorityKeyIdentifierExtension.create(caKeys.publicKey),
         ],
