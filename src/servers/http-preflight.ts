@@ -126,7 +126,9 @@ export function planHttpStartup(config: Config, options: { dev?: boolean } = {})
     );
   }
   if (config.server.tls_client_ca !== undefined && tls.kind === 'none' && problems.length === 0) {
-    problems.push('server.tls_client_ca (MCP_TLS_CLIENT_CA) needs TLS: client certificates travel in the TLS handshake');
+    problems.push(
+      'server.tls_client_ca (MCP_TLS_CLIENT_CA) needs TLS: client certificates travel in the TLS handshake',
+    );
   }
 
   if (problems.length === 0 && tls.kind === 'none') {

@@ -76,7 +76,13 @@ export async function startOAuthFixture(options: OAuthFixtureOptions = {}): Prom
       mode: 'http',
       data_dir: dir.dir,
       ...options.config,
-      server: { host: '127.0.0.1', port: 0, tls_cert: certFile, tls_key: keyFile, ...(options.config?.['server'] as object) },
+      server: {
+        host: '127.0.0.1',
+        port: 0,
+        tls_cert: certFile,
+        tls_key: keyFile,
+        ...(options.config?.['server'] as object),
+      },
       authentication: {
         secret_key: TEST_SECRET,
         metadata_fetch_ca: caFile,
@@ -168,7 +174,12 @@ export class Browser {
     }
     const u = new URL(url);
     headers['host'] ??= u.host;
-    const res = await rawRequest(url, { method: init.method ?? (init.form ? 'POST' : 'GET'), headers, ...(body !== undefined ? { body } : {}), ca: this.ca });
+    const res = await rawRequest(url, {
+      method: init.method ?? (init.form ? 'POST' : 'GET'),
+      headers,
+      ...(body !== undefined ? { body } : {}),
+      ca: this.ca,
+    });
     const set = res.headers['set-cookie'] ?? [];
     for (const line of set) {
       this.setCookies.push(line);
@@ -214,7 +225,8 @@ export class Browser {
       if (location && res.status >= 300 && res.status < 400) {
         return { location: new URL(location, url).href, res, ...(consentPage ? { consentPage } : {}) };
       }
-      if (res.status !== 200 || !/<form/.test(res.text)) return { res, ...(consentPage ? { consentPage } : {}) };
+      if (res.status !== 200 || !/<form/.test(res.text))
+        return { res, ...(consentPage ? { consentPage } : {}) };
       const forms = parseForms(res.text);
       const login = forms.find((f) => f.fields.has('password') || /\/login$/.test(f.action));
       let target: ParsedForm | undefined;
@@ -230,11 +242,15 @@ export class Browser {
         if (!target) return { res, consentPage };
       }
       for (const [k, v] of target.fields) if (!(k in fields)) fields[k] = v;
-      const posted = await this.request(new URL(target.action, url).href, { form: fields, headers: { origin } });
+      const posted = await this.request(new URL(target.action, url).href, {
+        form: fields,
+        headers: { origin },
+      });
       const next = posted.headers.location;
       if (posted.status !== 303 || !next) return { res: posted, ...(consentPage ? { consentPage } : {}) };
       const nextUrl = new URL(next, url).href;
-      if (new URL(nextUrl).origin !== origin) return { location: nextUrl, res: posted, ...(consentPage ? { consentPage } : {}) };
+      if (new URL(nextUrl).origin !== origin)
+        return { location: nextUrl, res: posted, ...(consentPage ? { consentPage } : {}) };
       ({ res, url } = await this.follow(nextUrl, origin));
     }
     return { res, ...(consentPage ? { consentPage } : {}) };

@@ -3,7 +3,12 @@ import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { SecureContextOptions, Server as TlsServer } from 'node:tls';
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import { SCOPES, type CallerContext, type McpDependencies } from '../../mcp/context.js';
 import type { Logger } from '../../observability/logger.js';
 import {
@@ -240,12 +245,19 @@ export async function startHttpApp(options: HttpAppOptions): Promise<RunningHttp
   for (const tool of (toolList ?? (await computeToolList(options.mcp, options.defaultTimeZone))).tools) {
     toolScopes.set(tool.name, tool.annotations?.readOnlyHint === true ? SCOPES.read : SCOPES.write);
   }
-  const READ_METHODS = new Set(['resources/read', 'resources/list', 'resources/templates/list', 'prompts/get', 'resources/subscribe']);
+  const READ_METHODS = new Set([
+    'resources/read',
+    'resources/list',
+    'resources/templates/list',
+    'prompts/get',
+    'resources/subscribe',
+  ]);
   const missingScope = (message: unknown, caller: CallerContext): string | null => {
     if (message === null || typeof message !== 'object') return null;
     const m = message as { method?: unknown; params?: { name?: unknown } };
     let needed: string | undefined;
-    if (m.method === 'tools/call' && typeof m.params?.name === 'string') needed = toolScopes.get(m.params.name);
+    if (m.method === 'tools/call' && typeof m.params?.name === 'string')
+      needed = toolScopes.get(m.params.name);
     else if (typeof m.method === 'string' && READ_METHODS.has(m.method)) needed = SCOPES.read;
     return needed !== undefined && !caller.scopes.has(needed) ? needed : null;
   };
@@ -257,14 +269,18 @@ export async function startHttpApp(options: HttpAppOptions): Promise<RunningHttp
     const delegate = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
       const path = request.url.split('?')[0] ?? '/';
       if (auth === undefined || !auth.owns(path)) {
-        reply.code(404).header('content-type', 'application/json').send(JSON.stringify({ error: 'not_found' }));
+        reply
+          .code(404)
+          .header('content-type', 'application/json')
+          .send(JSON.stringify({ error: 'not_found' }));
         return;
       }
       reply.hijack();
       reply.raw.setHeader('Content-Security-Policy', PAGE_CSP);
       await auth.handle(request.raw, reply.raw);
     };
-    for (const prefix of ['/oauth/*', '/account', '/account/*', '/.well-known/*']) scope.all(prefix, delegate);
+    for (const prefix of ['/oauth/*', '/account', '/account/*', '/.well-known/*'])
+      scope.all(prefix, delegate);
   });
 
   registerMcpRoute(app, {
@@ -274,9 +290,10 @@ export async function startHttpApp(options: HttpAppOptions): Promise<RunningHttp
     authenticate,
     missingScope,
     insufficientScope: (needed) =>
-      auth?.challenge({ error: 'insufficient_scope', description: `this request needs the ${needed} scope` }, [
-        ...new Set([SCOPES.read, needed]),
-      ]) ?? `Bearer error="insufficient_scope", scope="${needed}"`,
+      auth?.challenge(
+        { error: 'insufficient_scope', description: `this request needs the ${needed} scope` },
+        [...new Set([SCOPES.read, needed])],
+      ) ?? `Bearer error="insufficient_scope", scope="${needed}"`,
     deps: options.mcp,
     defaultTimeZone: options.defaultTimeZone,
     registry,

@@ -61,7 +61,12 @@ type McpRequest = FastifyRequest & { mcpCaller?: CallerContext };
 
 export type CallerDecision =
   | { readonly ok: true; readonly caller: CallerContext }
-  | { readonly ok: false; readonly status: number; readonly wwwAuthenticate: string; readonly message: string };
+  | {
+      readonly ok: false;
+      readonly status: number;
+      readonly wwwAuthenticate: string;
+      readonly message: string;
+    };
 
 function header(req: FastifyRequest, name: string): string | undefined {
   const v = req.headers[name];
