@@ -45,7 +45,7 @@ users, keys, clients (HTTP mode's database; run \`mcp-pa users --help\` and so o
   users reset-password USERNAME [--password-file FILE]
 
 serve:
-  --host H / --port P  bind address (default 127.0.0.1; loopback only until authentication exists) and port (8000)
+  --host H / --port P  bind address (default 127.0.0.1; elsewhere needs TLS and MCP_SECRET_KEY) and port (8000)
   --dev                serve a self-signed certificate for localhost, made once in <data dir>/tls/, and print
                        how to trust it
   Without --dev, TLS needs MCP_TLS_CERT and MCP_TLS_KEY (PEM files). With no MCP_DATABASE_URL, data goes to an

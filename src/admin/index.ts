@@ -6,6 +6,7 @@ import type { Config } from '../config/index.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { runUsersCommand } from './users.js';
 import { runKeysCommand } from './keys.js';
+import { runClientsCommand } from './clients.js';
 // ── Admin command groups: one import line per group here, and one case in groupFor below. ──
 
 /** Where an admin command reads and writes (the process's streams in the CLI, pipes in tests). */
@@ -35,6 +36,8 @@ function groupFor(group: string): AdminCommand | undefined {
       return runUsersCommand;
     case 'keys':
       return runKeysCommand;
+    case 'clients':
+      return runClientsCommand;
     default:
       return undefined;
   }

@@ -9,6 +9,7 @@
 import { parseArgs } from 'node:util';
 import { KeyDecryptionError, KeyStore, MAX_OVERLAP_SECONDS } from '../auth/keys.js';
 import { loadOrCreateSecret } from '../auth/secret.js';
+import { isLoopbackHost } from '../servers/http-preflight.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { PostgresStore } from '../storage/postgres/postgres-store.js';
@@ -72,6 +73,13 @@ async function withKeyStore<T>(
   logger: Logger,
   fn: (keys: KeyStore, store: PostgresStore) => Promise<T>,
 ): Promise<T> {
+  // Only a loopback server makes its own secret file; elsewhere the servers use MCP_SECRET_KEY, and a key
+  // encrypted with a secret made here would be unreadable to them.
+  if (config.authentication.secret_key === undefined && !isLoopbackHost(config.server.host)) {
+    throw new Error(
+      `server.host is ${config.server.host}: set MCP_SECRET_KEY (authentication.secret_key) to the servers' secret first`,
+    );
+  }
   const { secret } = await loadOrCreateSecret(config.authentication.secret_key, config.data_dir);
   const store = await openAdminStore(config, logger);
   try {

@@ -112,7 +112,7 @@ async function revokeAuthorizations(sql: Sql, accountId: string): Promise<void> 
   await sql.query(`DELETE FROM oauth_state WHERE grant_id IN (${grants})`, [accountId]);
   await sql.query(`DELETE FROM oauth_grant_usage WHERE grant_id IN (${grants})`, [accountId]);
   await sql.query(
-    `DELETE FROM oauth_state WHERE model IN ('Grant', 'Session') AND payload->>'accountId' = $1`,
+    `DELETE FROM oauth_state WHERE model IN ('Grant', 'Session', 'AccountSession') AND payload->>'accountId' = $1`,
     [accountId],
   );
 }

@@ -8,6 +8,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
+import { PassThrough } from 'node:stream';
 import type { Provider, InteractionDetails } from 'oidc-provider';
 import { jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
 import type { Logger } from '../observability/logger.js';
@@ -742,7 +743,13 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
           return;
         }
         if (path.startsWith(`${OAUTH_PREFIX}/`)) {
-          if (await admit(req, res, path)) callback(req, res);
+          if (!(await admit(req, res, path))) return;
+          if (req.method === 'POST' && CLIENT_AUTH_ROUTES.has(path)) {
+            const replay = await checkedClientAuthBody(req, res);
+            if (replay) callback(replay, res);
+            return;
+          }
+          callback(req, res);
           return;
         }
         sendJson(res, 404, { error: 'not_found' });
@@ -762,6 +769,75 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
       await sweeper.stop();
     },
   };
+}
+
+const CLIENT_AUTH_ROUTES = new Set<string>([
+  ROUTES.token,
+  ROUTES.revocation,
+  ROUTES.introspection,
+  ROUTES.pushed_authorization_request,
+]);
+const CLIENT_AUTH_BODY_LIMIT = 56 * 1024;
+
+/**
+ * Reads the form of a client-authenticating endpoint and refuses a client secret in the body (RFC 6749 §2.3:
+ * one mechanism only; client_secret_post is not offered — the library would otherwise ignore the field and
+ * authenticate by the header). Returns a stream replaying the body for the library, or null when answered.
+ */
+async function checkedClientAuthBody(
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<IncomingMessage | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > CLIENT_AUTH_BODY_LIMIT) {
+      sendJson(res, 413, { error: 'invalid_request', error_description: 'the request body is too large' });
+      return null;
+    }
+    chunks.push(chunk as Buffer);
+  }
+  const body = Buffer.concat(chunks);
+  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  if (
+    type === 'application/x-www-form-urlencoded' &&
+    new URLSearchParams(body.toString('utf8')).has('client_secret')
+  ) {
+    if (req.headers.authorization !== undefined) {
+      sendJson(res, 400, {
+        error: 'invalid_request',
+        error_description: 'client authentication must only be provided using one mechanism',
+      });
+    } else {
+      res.setHeader('www-authenticate', 'Basic realm="mcp-pa"');
+      sendJson(res, 401, {
+        error: 'invalid_client',
+        error_description:
+          'client_secret in the request body is not accepted: send it with HTTP Basic (client_secret_basic)',
+      });
+    }
+    return null;
+  }
+  const replay = new PassThrough() as PassThrough & Record<string, unknown>;
+  for (const key of [
+    'headers',
+    'rawHeaders',
+    'method',
+    'url',
+    'httpVersion',
+    'httpVersionMajor',
+    'httpVersionMinor',
+    'socket',
+    'trailers',
+    'rawTrailers',
+  ] as const) {
+    replay[key] = (req as unknown as Record<string, unknown>)[key];
+  }
+  replay['connection'] = req.socket;
+  replay['complete'] = true;
+  replay.end(body);
+  return replay as unknown as IncomingMessage;
 }
 
 /** The client id of HTTP Basic client authentication, if the request carries it. */

@@ -348,7 +348,9 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
   // (dynamic registration, URL client ids) while nobody is signed in — a page shows where it would go.
   provider.use(async (ctx, next) => {
     await next();
-    if (ctx.oidc?.route !== 'authorization' && ctx.oidc?.route !== 'resume') return;
+    // Only the direct answer to an authorization request: after sign-in and consent (route "resume") the user
+    // has seen the client's name and where it goes.
+    if (ctx.oidc?.route !== 'authorization') return;
     if (ctx.status !== 302 && ctx.status !== 303) return;
     const location = ctx.res.getHeader('location');
     if (typeof location !== 'string') return;
@@ -358,20 +360,30 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
     } catch {
       return;
     }
-    const error = target.searchParams.get('error');
+    // Errors for response types containing "token" come in the fragment; they carry no token, and the catalog
+    // (and most clients) expect an error in the query: move unsupported_response_type there.
+    const fragment = new URLSearchParams(target.hash.slice(1));
+    if (fragment.get('error') === 'unsupported_response_type') {
+      for (const [k, v] of fragment) target.searchParams.set(k, v);
+      target.hash = '';
+      ctx.res.setHeader('location', target.href);
+    }
+    const error = target.searchParams.get('error') ?? fragment.get('error');
     const client = ctx.oidc.client;
     if (error === null || !client || isOperatorClient(client.clientId)) return;
+    // A signed-in user who already granted this client access may be sent back; anyone else sees the page.
     const session = (ctx.oidc as { session?: { accountId?: string } }).session;
-    if (session?.accountId) return;
+    if (session?.accountId && (await options.findGrant?.(session.accountId, client.clientId))) return;
     ctx.status = 400;
     ctx.res.removeHeader('location');
     (ctx as KoaContextLike & { type: string }).type = 'html';
     ctx.body = renderRedirectNotice({
       clientName: client.clientName?.trim() || client.clientId,
       host: target.host || target.protocol,
-      location,
+      location: target.href,
       error,
-      description: target.searchParams.get('error_description') ?? undefined,
+      description:
+        target.searchParams.get('error_description') ?? fragment.get('error_description') ?? undefined,
     });
   });
 

@@ -169,7 +169,9 @@ const authenticationSchema = z
       .min(1)
       .max(3600)
       .default(30)
-      .describe('How often a running server looks for signing keys rotated by `mcp-pa keys rotate` (seconds).'),
+      .describe(
+        'How often a running server looks for signing keys rotated by `mcp-pa keys rotate` (seconds).',
+      ),
     client_id_metadata_documents: z
       .boolean()
       .default(true)

@@ -115,7 +115,11 @@ export async function startHttpApplication(input: {
   worker.reembedder = embeddings ? new Reembedder({ assistant, store, logger }) : undefined;
   const auth = config.authentication;
   const authOn = auth.enabled;
-  const externalIssuer = auth.issuer?.replace(/\/$/, '');
+  // Issuer identifiers compare exactly (RFC 8414 §3.3): the configured one is used as written; only the test
+  // "is this our own URL" ignores a trailing slash.
+  const externalIssuer = auth.issuer;
+  const isOwn = (issuer: string): boolean =>
+    externalIssuer === undefined || externalIssuer.replace(/\/$/, '') === issuer.replace(/\/$/, '');
   const mtls = tls !== null && config.server.tls_client_ca !== undefined;
   const trustedFetch = createTrustedFetch({
     allowOrigins: auth.metadata_fetch_allow,
@@ -139,7 +143,7 @@ export async function startHttpApplication(input: {
       ...(authOn
         ? {
             auth: async ({ issuer, resource }: { issuer: string; resource: string }) =>
-              externalIssuer !== undefined && externalIssuer !== issuer
+              externalIssuer !== undefined && !isOwn(issuer)
                 ? createExternalAuth({
                     issuer: externalIssuer,
                     resource,

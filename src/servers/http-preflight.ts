@@ -111,7 +111,13 @@ export function planHttpStartup(config: Config, options: { dev?: boolean } = {})
       problems.push(
         `cannot bind to ${host}: ${NO_AUTH}. Turn authentication on, or use --host 127.0.0.1 (MCP_HOST, server.host)`,
       );
-    } else if (config.authentication.secret_key === undefined) {
+    } else if (['0.0.0.0', '::', '[::]'].includes(host) && config.server.public_url === undefined) {
+      problems.push(
+        `on ${host} (every address) clients cannot tell which URL is this server's: set MCP_PUBLIC_URL ` +
+          '(server.public_url) to the https URL clients use, e.g. https://pa.example.com — it is the OAuth ' +
+          'issuer and the base of the MCP URI',
+      );
+    } else if (config.authentication.secret_key === undefined && !usesExternalIssuer(config)) {
       problems.push(
         `serving on ${host} needs a server secret shared by every replica: set MCP_SECRET_KEY ` +
           '(authentication.secret_key), e.g. the output of `openssl rand -base64 48`',
@@ -123,6 +129,16 @@ export function planHttpStartup(config: Config, options: { dev?: boolean } = {})
       'OAuth needs HTTPS (its cookies are Secure and its URLs https), but this server would speak plain HTTP: ' +
         'run `mcp-pa serve --dev` for a localhost certificate, set MCP_TLS_CERT and MCP_TLS_KEY, or — for an ' +
         'unauthenticated development server on loopback only — set authentication.enabled to false',
+    );
+  }
+  if (
+    config.authentication.enabled &&
+    config.authentication.client_auth_methods.includes('tls_client_auth') &&
+    config.server.tls_client_ca === undefined
+  ) {
+    problems.push(
+      'authentication.client_auth_methods lists tls_client_auth, which needs the CA that issues client ' +
+        'certificates: set MCP_TLS_CLIENT_CA (server.tls_client_ca), or drop tls_client_auth from the list',
     );
   }
   if (config.server.tls_client_ca !== undefined && tls.kind === 'none' && problems.length === 0) {
@@ -152,6 +168,17 @@ export function planHttpStartup(config: Config, options: { dev?: boolean } = {})
     );
   }
   return { host, port, tls, database, warnings };
+}
+
+/**
+ * Whether the configured issuer is another server's (the embedded authorization server is then off): an issuer
+ * is set and it is not this server's public URL.
+ */
+export function usesExternalIssuer(config: Config): boolean {
+  const issuer = config.authentication.issuer;
+  if (issuer === undefined) return false;
+  const own = config.server.public_url;
+  return own === undefined || issuer.replace(/\/$/, '') !== own.replace(/\/$/, '');
 }
 
 /** Which database HTTP mode (and the admin commands) use, with the configuration problems that stop it. */

@@ -39,6 +39,7 @@ export interface HttpServer {
   readonly plan: HttpPlan;
   /** The database the server uses (admin work in the same process, tests). */
   readonly store: HttpApplication['store'];
+  readonly config: Config;
   /** The certificate being served, or null for plain HTTP on loopback. */
   tls(): TlsMaterial | null;
   /** Re-reads and re-checks the certificate and key; serves them if good, else keeps the old pair and throws. */
@@ -130,6 +131,7 @@ export async function startHttpServer(
     port: app.port,
     plan,
     store: app.store,
+    config,
     tls: () => material,
     reloadTls: () => {
       if (material === null)
@@ -152,6 +154,15 @@ export async function startHttpServer(
   };
 }
 
+function authLine(server: HttpServer): string {
+  const auth = server.config.authentication;
+  if (!auth.enabled) return 'off (loopback only)';
+  const issuer = auth.issuer === undefined ? server.url : auth.issuer.replace(/\/$/, '');
+  return issuer === server.url || issuer === server.config.server.public_url?.replace(/\/$/, '')
+    ? `OAuth 2.1, this server is the issuer (${issuer}/.well-known/oauth-authorization-server); add users with \`mcp-pa users add\``
+    : `OAuth 2.1, tokens from ${issuer}`;
+}
+
 function banner(server: HttpServer): string {
   const material = server.tls();
   const tls = material
@@ -161,7 +172,7 @@ function banner(server: HttpServer): string {
     `mcp-pa ${VERSION} — HTTP mode. MCP clients connect to ${server.mcpUrl}`,
     `  database:  ${describeDatabase(server.plan.database)}`,
     `  TLS:       ${tls}`,
-    '  auth:      none yet (loopback only)',
+    `  auth:      ${authLine(server)}`,
     `  health:    ${server.url}/healthz, ${server.url}/readyz`,
     '  SIGHUP reloads the certificate; Ctrl+C stops.',
     '',
