@@ -742,6 +742,19 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
           await accountPages(req, res, path);
           return;
         }
+        if (path === ROUTES.registration || path.startsWith(`${ROUTES.registration}/`)) {
+          // Browser-based MCP clients (the Inspector) register from their own page: allowed from any origin,
+          // never with credentials (registration uses no cookies).
+          res.setHeader('access-control-allow-origin', '*');
+          if (req.method === 'OPTIONS') {
+            res.setHeader('access-control-allow-methods', 'GET, POST, PUT, DELETE');
+            res.setHeader('access-control-allow-headers', 'authorization, content-type');
+            res.setHeader('access-control-max-age', '600');
+            res.statusCode = 204;
+            res.end();
+            return;
+          }
+        }
         if (path.startsWith(`${OAUTH_PREFIX}/`)) {
           if (!(await admit(req, res, path))) return;
           if (req.method === 'POST' && CLIENT_AUTH_ROUTES.has(path)) {

@@ -117,8 +117,17 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
     userinfo: { enabled: false },
     rpInitiatedLogout: { enabled: false },
     clientCredentials: { enabled: false },
-    revocation: { enabled: true },
-    introspection: { enabled: true },
+    // A client may revoke and introspect only its own tokens.
+    revocation: {
+      enabled: true,
+      allowedPolicy: (_ctx: unknown, client: { clientId: string }, token: { clientId?: string }) =>
+        token.clientId === client.clientId,
+    },
+    introspection: {
+      enabled: true,
+      allowedPolicy: (_ctx: unknown, client: { clientId: string }, token: { clientId?: string }) =>
+        token.clientId === client.clientId,
+    },
     pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
     dPoP: { enabled: true },
     registration: {

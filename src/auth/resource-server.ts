@@ -70,6 +70,8 @@ export interface ResourceServerOptions {
   readonly resourceMetadataUrl: string;
   readonly source: TokenSource;
   readonly now?: () => number;
+  /** Told about failures that are not the token's fault (an unreachable issuer), for the log. */
+  readonly onError?: (err: unknown) => void;
 }
 
 /** Keys that reload when a token names a kid they do not know (a rotation made by another process). */
@@ -223,7 +225,9 @@ export class ResourceServer {
     try {
       payload = await this.verify(token);
     } catch (err) {
-      return fail(describeJoseError(err));
+      const reason = describeJoseError(err);
+      if (reason === 'the token could not be checked') this.options.onError?.(err);
+      return fail(reason);
     }
     const sub = payload.sub;
     if (typeof sub !== 'string' || sub.length === 0) return fail('the token has no subject');
@@ -273,14 +277,14 @@ export class ResourceServer {
       isJwt = false;
     }
     if (!isJwt) {
-      if (!source.introspect) throw new Error('the token is not a JWT issued by this server');
+      if (!source.introspect) throw new TokenRefusal('the token is not a JWT issued by this server');
       const claims = await source.introspect(token);
-      if (!claims) throw new Error('the token is not active');
+      if (!claims) throw new TokenRefusal('the token is not active');
       const aud = claims.aud;
       const audiences = Array.isArray(aud) ? aud : aud === undefined ? [] : [aud];
-      if (!audiences.includes(resource)) throw new Error(`the token's audience is not ${resource}`);
+      if (!audiences.includes(resource)) throw new TokenRefusal(`the token's audience is not ${resource}`);
       if (claims.iss !== undefined && claims.iss !== issuer)
-        throw new Error('the token is from another issuer');
+        throw new TokenRefusal('the token is from another issuer');
       return claims;
     }
     const { payload } = await jwtVerify(token, source.getKey, {
@@ -348,6 +352,9 @@ function normaliseHtu(value: unknown): string {
   }
 }
 
+/** A refusal whose reason may be told to the client. */
+class TokenRefusal extends Error {}
+
 function describeJoseError(err: unknown): string {
   if (err instanceof joseErrors.JWTExpired) return 'the token has expired';
   if (err instanceof joseErrors.JWTClaimValidationFailed) {
@@ -359,5 +366,7 @@ function describeJoseError(err: unknown): string {
   if (err instanceof joseErrors.JWKSNoMatchingKey) return 'the token is signed by an unknown key';
   if (err instanceof joseErrors.JOSEAlgNotAllowed) return 'the token uses an algorithm that is not accepted';
   if (err instanceof joseErrors.JOSEError) return 'the token is malformed or invalid';
-  return err instanceof Error ? err.message : 'the token is invalid';
+  if (err instanceof TokenRefusal) return err.message;
+  // Anything else (the issuer's keys or introspection endpoint unreachable…) is not the client's to read.
+  return 'the token could not be checked';
 }

@@ -160,6 +160,32 @@ describe('authorization server features (PGlite)', () => {
     await gone.text();
   });
 
+  it('a browser-based client may register from its own page: CORS without credentials', async () => {
+    const pre = await fx.fetch(`${fx.origin}/oauth/register`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'http://localhost:6274',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type',
+      },
+    });
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get('access-control-allow-origin')).toBe('*');
+    expect(pre.headers.get('access-control-allow-credentials')).toBeNull();
+    expect(pre.headers.get('access-control-allow-methods')).toContain('POST');
+    const res = await fx.fetch(`${fx.origin}/oauth/register`, {
+      method: 'POST',
+      headers: { origin: 'http://localhost:6274', 'content-type': 'application/json' },
+      body: JSON.stringify({
+        redirect_uris: ['http://localhost:6274/oauth/callback'],
+        token_endpoint_auth_method: 'none',
+      }),
+    });
+    expect(res.status).toBe(201);
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    await res.text();
+  });
+
   it('consent is remembered per client; another client asks again; "Deny" returns access_denied', async () => {
     // A web client: native apps (loopback or private-use redirects) are asked every time, since any program
     // on the machine could claim their identity (RFC 8252 §8.6) — checked below.
