@@ -18,12 +18,9 @@ import type { Config } from '../config/index.js';
 import { SCOPES } from '../mcp/context.js';
 import type { Logger } from '../observability/logger.js';
 import type { PostgresStore } from '../storage/postgres/index.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, formatTable, shortTime, UsageError } from './common.js';
 import type { AdminIo } from './index.js';
 import { openAdminStore } from './store.js';
-
-const EXIT_OK = 0;
-const EXIT_FAILURE = 1;
-const EXIT_USAGE = 2;
 
 /** Client ids made here start with this: the server treats such clients as registered by the operator. */
 export const CLI_CLIENT_PREFIX = 'cli_';
@@ -63,9 +60,6 @@ export const CLIENTS_USAGE = `usage:
   mcp-pa clients remove CLIENT_ID               delete a client and revoke everything issued to it
   mcp-pa clients rotate-secret CLIENT_ID        new secret for a client_secret_basic client (printed once)
 Also takes the global options (--config FILE, --data-dir DIR, …): the database is the one \`mcp-pa serve\` uses.`;
-
-/** A refused command line: printed with the usage, exit code 2. */
-class UsageError extends Error {}
 
 /** A refused value or a failure, reported as is (no stack): exit code 1. */
 export class ClientCommandError extends Error {}
@@ -552,7 +546,7 @@ async function addInput(values: Parsed['values']): Promise<AddClientInput> {
 }
 
 function when(iso: string | null): string {
-  return iso === null ? '-' : `${iso.slice(0, 16).replace('T', ' ')} UTC`;
+  return shortTime(iso, '-');
 }
 
 function table(clients: readonly ClientSummary[]): string {
@@ -565,15 +559,7 @@ function table(clients: readonly ClientSummary[]): string {
     c.source,
     when(c.createdAt),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  return [header, ...rows]
-    .map((r) =>
-      r
-        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
+  return formatTable(header, rows);
 }
 
 /** `mcp-pa clients <command> …`; answers the exit code (0, 1 failure, 2 usage error). */

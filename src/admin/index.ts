@@ -4,6 +4,7 @@
  */
 import type { Config } from '../config/index.js';
 import { createLogger, type Logger } from '../observability/logger.js';
+import { EXIT_USAGE } from './common.js';
 import { runUsersCommand } from './users.js';
 import { runKeysCommand } from './keys.js';
 import { runClientsCommand } from './clients.js';
@@ -19,9 +20,6 @@ export interface AdminIo {
 }
 
 export type AdminCommand = (args: string[], config: Config, io: AdminIo, logger: Logger) => Promise<number>;
-
-/** Exit code of a usage error (a failure is 1). */
-const EXIT_USAGE = 2;
 
 const USAGE = `usage: mcp-pa <group> <command> [options]
   mcp-pa users add|list|disable|enable|reset-password …   accounts that sign in to HTTP mode

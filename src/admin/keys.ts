@@ -13,12 +13,9 @@ import { isLoopbackHost } from '../servers/http-preflight.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { PostgresStore } from '../storage/postgres/postgres-store.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, formatTable, UsageError } from './common.js';
 import type { AdminIo } from './index.js';
 import { openAdminStore } from './store.js';
-
-const EXIT_OK = 0;
-const EXIT_FAILURE = 1;
-const EXIT_USAGE = 2;
 
 /** Added to the access-token lifetime for the default overlap: clock skew and tokens issued mid-rotation. */
 const OVERLAP_MARGIN_SECONDS = 300;
@@ -28,8 +25,6 @@ const USAGE = `usage: mcp-pa keys list [--json]
   list      the signing keys: the active one (signs) and retiring ones (still published so their tokens verify)
   rotate    make a new active key; the previous one stays published for --overlap seconds
             (default: authentication.token_expiry + ${OVERLAP_MARGIN_SECONDS})`;
-
-class UsageError extends Error {}
 
 function parse(
   args: string[],
@@ -57,15 +52,8 @@ function parseOverlap(text: string): number {
 }
 
 function table(rows: string[][]): string {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return rows
-    .map((r) =>
-      r
-        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
+  const [header = [], ...body] = rows;
+  return formatTable(header, body);
 }
 
 async function withKeyStore<T>(

@@ -18,12 +18,9 @@ import { checkPassword } from '../auth/passwords.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { PostgresStore } from '../storage/postgres/index.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, formatTable, shortTime, UsageError } from './common.js';
 import type { AdminIo } from './index.js';
 import { openAdminStore } from './store.js';
-
-const EXIT_OK = 0;
-const EXIT_FAILURE = 1;
-const EXIT_USAGE = 2;
 
 export const USERS_USAGE = `usage:
   mcp-pa users add USERNAME [--password-file FILE]             create an account (asks for its password)
@@ -34,9 +31,6 @@ export const USERS_USAGE = `usage:
 Passwords are read from FILE (its first line) or from standard input, never from the command line.
 Usernames: 3–64 characters of a–z, 0–9, . _ @ + - starting with a letter or digit. Passwords: 12–1024 characters.
 Also takes the global options (--config FILE, --data-dir DIR, …): the database is the one \`mcp-pa serve\` uses.`;
-
-/** A refused command line: printed with the usage, exit code 2. */
-class UsageError extends Error {}
 
 /** A failure to report as is (no stack), exit code 1. */
 class CommandError extends Error {}
@@ -216,7 +210,7 @@ function username(raw: string): string {
 }
 
 function when(iso: string | null): string {
-  return iso === null ? 'never' : `${iso.slice(0, 16).replace('T', ' ')} UTC`;
+  return shortTime(iso, 'never');
 }
 
 function table(accounts: readonly Account[]): string {
@@ -228,15 +222,7 @@ function table(accounts: readonly Account[]): string {
     when(a.createdAt),
     when(a.lastLoginAt),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  return [header, ...rows]
-    .map((r) =>
-      r
-        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
+  return formatTable(header, rows);
 }
 
 async function withAccounts<T>(

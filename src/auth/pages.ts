@@ -134,6 +134,39 @@ function errorAlert(error: string | undefined): SafeHtml | undefined {
     : html`<p class="error" role="alert" id="form-error">${error}</p>`;
 }
 
+/** The username and password form of the sign-in and sign-up pages. */
+function credentialsForm(
+  action: string,
+  csrf: string,
+  username: string | undefined,
+  hasError: boolean,
+  passwordAutocomplete: 'current-password' | 'new-password',
+  submit: string,
+): SafeHtml {
+  return html`<form
+    class="stack"
+    method="post"
+    action="${action}"
+    ${hasError ? new SafeHtml(' aria-describedby="form-error"') : ''}
+  >
+    ${csrfInput(csrf)}
+    <label for="username">Username</label>
+    <input
+      type="text"
+      id="username"
+      name="username"
+      value="${username ?? ''}"
+      autocomplete="username"
+      autocapitalize="none"
+      spellcheck="false"
+      required
+    />
+    <label for="password">Password</label>
+    <input type="password" id="password" name="password" autocomplete="${passwordAutocomplete}" required />
+    <button type="submit">${submit}</button>
+  </form>`;
+}
+
 /** The sign-in page (username + password), optionally naming the client the user is signing in for. */
 export function renderLoginPage(v: {
   action: string;
@@ -151,28 +184,7 @@ export function renderLoginPage(v: {
     html`<h1>Sign in to mcp-pa</h1>
       ${v.clientName !== undefined && v.clientName !== '' && html`<p class="muted">to continue to <strong>${v.clientName}</strong></p>`}
       ${errorAlert(v.error)}
-      <form
-        class="stack"
-        method="post"
-        action="${action}"
-        ${hasError ? new SafeHtml(' aria-describedby="form-error"') : ''}
-      >
-        ${csrfInput(v.csrf)}
-        <label for="username">Username</label>
-        <input
-          type="text"
-          id="username"
-          name="username"
-          value="${v.username ?? ''}"
-          autocomplete="username"
-          autocapitalize="none"
-          spellcheck="false"
-          required
-        />
-        <label for="password">Password</label>
-        <input type="password" id="password" name="password" autocomplete="current-password" required />
-        <button type="submit">Sign in</button>
-      </form>
+      ${credentialsForm(action, v.csrf, v.username, hasError, 'current-password', 'Sign in')}
       ${signupHref !== undefined && html`<p>No account yet? <a href="${signupHref}">Create an account</a></p>`}`,
   );
 }
@@ -192,28 +204,7 @@ export function renderSignupPage(v: {
     'Create an account',
     html`<h1>Create an mcp-pa account</h1>
       ${errorAlert(v.error)}
-      <form
-        class="stack"
-        method="post"
-        action="${action}"
-        ${hasError ? new SafeHtml(' aria-describedby="form-error"') : ''}
-      >
-        ${csrfInput(v.csrf)}
-        <label for="username">Username</label>
-        <input
-          type="text"
-          id="username"
-          name="username"
-          value="${v.username ?? ''}"
-          autocomplete="username"
-          autocapitalize="none"
-          spellcheck="false"
-          required
-        />
-        <label for="password">Password</label>
-        <input type="password" id="password" name="password" autocomplete="new-password" required />
-        <button type="submit">Create account</button>
-      </form>
+      ${credentialsForm(action, v.csrf, v.username, hasError, 'new-password', 'Create account')}
       <p>Already have an account? <a href="${loginHref}">Sign in</a></p>`,
   );
 }

@@ -1,0 +1,27 @@
+/** What the admin commands (users, keys, clients) share: exit codes, error kinds, table and time formatting. */
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** A refused command line: printed with the usage, exit code 2. */
+export class UsageError extends Error {}
+
+/** A plain-text table: columns padded to their widest cell, two spaces apart. */
+export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const all = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
+  return all
+    .map((r) =>
+      r
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+/** An ISO instant as "YYYY-MM-DD HH:MM UTC", or `none` when there is none. */
+export function shortTime(iso: string | null, none: string): string {
+  return iso === null ? none : `${iso.slice(0, 16).replace('T', ' ')} UTC`;
+}
