@@ -186,11 +186,20 @@ describe('mcp-pa serve: startup errors are clear and immediate (exit 2, nothing 
     expect(stderr).toContain('refusing to serve plain HTTP on 0.0.0.0, which is not a loopback address');
   });
 
-  it('a non-loopback bind needs the shared server secret, and authentication on', async () => {
+  it('a non-loopback bind needs the public URL, the shared server secret, and authentication on', async () => {
     const d = folder();
     const p = await certPair(d, 'server');
-    const noSecret = await failsToStart(
+    const noPublicUrl = await failsToStart(
       serve(['--host', '0.0.0.0'], { MCP_TLS_CERT: p.certFile, MCP_TLS_KEY: p.keyFile }),
+    );
+    expect(noPublicUrl.code).toBe(2);
+    expect(noPublicUrl.stderr).toContain('set MCP_PUBLIC_URL');
+    const noSecret = await failsToStart(
+      serve(['--host', '0.0.0.0'], {
+        MCP_TLS_CERT: p.certFile,
+        MCP_TLS_KEY: p.keyFile,
+        MCP_PUBLIC_URL: 'https://pa.example.test',
+      }),
     );
     expect(noSecret.code).toBe(2);
     expect(noSecret.stderr).toContain('serving on 0.0.0.0 needs a server secret shared by every replica');
