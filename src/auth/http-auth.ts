@@ -39,6 +39,7 @@ import {
 } from './provider.js';
 import { KeyStore, type SigningKeySet } from './keys.js';
 import { AuthRateLimits } from '../security/rate-limits.js';
+import { clientAddress } from '../security/client-address.js';
 import { deriveKey } from './secret.js';
 import { ReloadingKeySet, remoteKeys, ResourceServer, type AuthOutcome } from './resource-server.js';
 import {
@@ -313,7 +314,7 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
     username: string,
     password: string,
   ): Promise<{ ok: true; id: string } | { ok: false; retryAfterS?: number }> {
-    const ip = req.socket.remoteAddress ?? 'unknown';
+    const ip = clientAddress(req);
     const accountKey = `${ip}|${username.trim().toLowerCase()}`;
     for (const [kind, key] of [
       ['login-account', accountKey],
@@ -334,7 +335,7 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
 
   /** Limits in front of the library's endpoints; false when the request was answered here. */
   async function admit(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
-    const ip = req.socket.remoteAddress ?? 'unknown';
+    const ip = clientAddress(req);
     if (path === ROUTES.registration && req.method === 'POST') {
       const d = await limits.hit('register', ip);
       if (!d.ok) {

@@ -45,6 +45,7 @@ export interface Config {
     relevance_floor: number | undefined;
   }>;
   readonly assistant: Readonly<{ timezone: string | undefined }>;
+  readonly security: Readonly<ParsedConfig['security']>;
   readonly logging: Readonly<ParsedConfig['logging']>;
 }
 
@@ -112,6 +113,30 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
     key: ['server', 'sessions'],
     kind: 'string',
     description: 'stateful or stateless MCP sessions',
+  },
+  {
+    name: 'MCP_TRUST_PROXY',
+    key: ['server', 'trust_proxy'],
+    kind: 'list',
+    description: 'trusted proxy addresses/CIDRs, comma-separated',
+  },
+  {
+    name: 'MCP_HTTP_REDIRECT_PORT',
+    key: ['server', 'http_redirect_port'],
+    kind: 'integer',
+    description: 'plain-HTTP redirect listener port',
+  },
+  {
+    name: 'MCP_REDIS_URL',
+    key: ['security', 'redis_url'],
+    kind: 'string',
+    description: 'Redis URL for shared rate limits (secret)',
+  },
+  {
+    name: 'MCP_AUDIT_RETENTION_DAYS',
+    key: ['security', 'audit_retention_days'],
+    kind: 'integer',
+    description: 'audit retention (days)',
   },
   {
     name: 'MCP_ALLOWED_ORIGINS',
@@ -514,6 +539,7 @@ function resolve(parsed: ParsedConfig, configFile: string | undefined): Config {
       relevance_floor: parsed.embeddings.relevance_floor,
     },
     assistant: { timezone: parsed.assistant.timezone },
+    security: parsed.security,
     logging: parsed.logging,
   };
   return deepFreeze(config);
@@ -527,9 +553,20 @@ export function redactConfig(config: Config): Record<string, unknown> {
     database: { connection_string?: string };
     embeddings: { api_key?: string };
     authentication: { secret_key?: string; introspection_client_secret?: string };
+    security: { redis_url?: string };
   } & Record<string, unknown>;
   if (copy.embeddings.api_key !== undefined) copy.embeddings.api_key = REDACTED;
   if (copy.authentication.secret_key !== undefined) copy.authentication.secret_key = REDACTED;
+  const redis = copy.security.redis_url;
+  if (redis !== undefined) {
+    try {
+      const url = new URL(redis);
+      if (url.password) url.password = REDACTED;
+      copy.security.redis_url = url.toString();
+    } catch {
+      copy.security.redis_url = REDACTED;
+    }
+  }
   if (copy.authentication.introspection_client_secret !== undefined)
     copy.authentication.introspection_client_secret = REDACTED;
   const cs = copy.database.connection_string;

@@ -59,6 +59,21 @@ const serverSchema = z
       .describe(
         'MCP sessions: stateful (a session per client, resource notifications on its stream) or stateless (no session; any replica answers any request).',
       ),
+    trust_proxy: z
+      .array(z.string().min(1))
+      .default([])
+      .describe(
+        'Addresses or CIDR ranges of TLS-terminating proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (MCP_TRUST_PROXY); empty: none.',
+      ),
+    http_redirect_port: z
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .optional()
+      .describe(
+        'Also listen for plain HTTP on this port, answering only GET/HEAD with a redirect to HTTPS and 403 otherwise (MCP_HTTP_REDIRECT_PORT).',
+      ),
     allowed_origins: z
       .array(
         z.string().refine(isOrigin, {
@@ -392,6 +407,25 @@ const assistantSchema = z
   })
   .describe('Assistant behaviour.');
 
+const securitySchema = z
+  .strictObject({
+    redis_url: z
+      .string()
+      .regex(/^rediss?:\/\//, { error: 'must be a redis:// or rediss:// URL' })
+      .optional()
+      .describe(
+        'Redis for rate-limit counters shared by every replica (MCP_REDIS_URL; secret: its password is redacted); unset: in memory. If Redis fails, limits fall back to memory.',
+      ),
+    audit_retention_days: z
+      .number()
+      .int()
+      .min(1)
+      .max(3650)
+      .default(90)
+      .describe('Audit events older than this are deleted (MCP_AUDIT_RETENTION_DAYS).'),
+  })
+  .describe('Security: shared rate limits and the audit trail.');
+
 const loggingSchema = z
   .strictObject({
     level: z.enum(LOG_LEVELS).default('info').describe('Log level (logs go to stderr).'),
@@ -421,6 +455,7 @@ export const configSchema = z
     documents: documentsSchema.prefault({}),
     embeddings: embeddingsSchema.prefault({}),
     assistant: assistantSchema.prefault({}),
+    security: securitySchema.prefault({}),
     logging: loggingSchema.prefault({}),
   })
   .superRefine((cfg, ctx) => {
