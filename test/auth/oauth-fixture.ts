@@ -46,6 +46,8 @@ export interface OAuthFixture {
   addUser(username?: string, password?: string): Promise<TestUser>;
   /** A new cookie jar. */
   browser(): Browser;
+  /** Every secret the tests handled through this fixture (checked against the logs on close). */
+  readonly secrets: SecretWatch;
   /** RFC 7591 registration; returns the response body (client_id, client_secret, registration_access_token…). */
   register(metadata: Record<string, unknown>): Promise<{ status: number; body: Record<string, unknown> }>;
   close(): Promise<void>;
@@ -105,7 +107,20 @@ export async function startOAuthFixture(options: OAuthFixtureOptions = {}): Prom
   );
   const server = await startHttpServer(config, logger, { notice: () => undefined });
   const agent = new Agent({ keepAlive: true, ca: ca.cert });
-  const fetchImpl = httpsFetch(ca.cert, agent);
+  const watch = new SecretWatch();
+  const baseFetch = httpsFetch(ca.cert, agent);
+  const fetchImpl = (async (input: string | URL | Request, init?: RequestInit) => {
+    watch.fromRequest(init?.headers, init?.body);
+    const res = await baseFetch(input, init);
+    if ((res.headers.get('content-type') ?? '').includes('json')) {
+      void res
+        .clone()
+        .text()
+        .then((text) => watch.fromJson(text))
+        .catch(() => undefined);
+    }
+    return res;
+  }) as typeof fetch;
   const origin = server.url;
   // The server's own database handle (PGlite allows one user of its folder).
   const store = server.store;
@@ -126,10 +141,12 @@ export async function startOAuthFixture(options: OAuthFixtureOptions = {}): Prom
       userCounter += 1;
       const name = username ?? `user${userCounter}-${Math.random().toString(36).slice(2, 8)}`;
       const pw = password ?? `pw-${Math.random().toString(36).slice(2)}-long-enough`;
+      watch.add('password', pw);
       const account = await fixture.accounts.create(name, pw);
       return { id: account.id, username: account.username, password: pw };
     },
-    browser: () => new Browser(ca.cert),
+    browser: () => new Browser(ca.cert, watch),
+    secrets: watch,
     async register(metadata) {
       const res = await fetchImpl(`${origin}/oauth/register`, {
         method: 'POST',
@@ -142,6 +159,11 @@ export async function startOAuthFixture(options: OAuthFixtureOptions = {}): Prom
       agent.destroy();
       await server.close();
       dir.cleanup();
+      // No password, token, code or secret a test handled may appear in anything the server logged.
+      const leaks = watch.leaks(logText);
+      if (leaks.length > 0) {
+        throw new Error(`secrets reached the server log: ${leaks.join(', ')}`);
+      }
     },
   };
   return fixture;
@@ -151,7 +173,10 @@ export async function startOAuthFixture(options: OAuthFixtureOptions = {}): Prom
 export class Browser {
   private readonly cookies = new Map<string, string>();
 
-  constructor(private readonly ca: string) {}
+  constructor(
+    private readonly ca: string,
+    private readonly watch?: SecretWatch,
+  ) {}
 
   cookieHeader(): string {
     return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
@@ -174,12 +199,15 @@ export class Browser {
     }
     const u = new URL(url);
     headers['host'] ??= u.host;
+    this.watch?.fromRequest(headers, body);
     const res = await rawRequest(url, {
       method: init.method ?? (init.form ? 'POST' : 'GET'),
       headers,
       ...(body !== undefined ? { body } : {}),
       ca: this.ca,
     });
+    if (typeof res.headers.location === 'string') this.watch?.fromLocation(res.headers.location);
+    this.watch?.fromJson(res.text);
     const set = res.headers['set-cookie'] ?? [];
     for (const line of set) {
       this.setCookies.push(line);
@@ -293,4 +321,89 @@ export async function pkcePair(): Promise<{ verifier: string; challenge: string 
   const { randomBytes, createHash } = await import('node:crypto');
   const verifier = randomBytes(32).toString('base64url');
   return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
+}
+
+const SECRET_FIELDS = new Set([
+  'password',
+  'client_secret',
+  'access_token',
+  'refresh_token',
+  'id_token',
+  'registration_access_token',
+  'code',
+  'code_verifier',
+  'client_assertion',
+  'token',
+]);
+
+/**
+ * The secrets a test handled — passwords it set, tokens and codes the server handed out, client secrets and
+ * assertions it sent — so that the fixture can prove none of them reached the server's log.
+ */
+export class SecretWatch {
+  private readonly seen = new Map<string, string>();
+
+  add(kind: string, value: unknown): void {
+    if (typeof value === 'string' && value.length >= 8) this.seen.set(value, kind);
+  }
+
+  fromJson(text: string): void {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return;
+    }
+    const walk = (v: unknown): void => {
+      if (Array.isArray(v)) v.forEach(walk);
+      else if (v !== null && typeof v === 'object') {
+        for (const [k, inner] of Object.entries(v)) {
+          if (SECRET_FIELDS.has(k)) this.add(k, inner);
+          else walk(inner);
+        }
+      }
+    };
+    walk(parsed);
+  }
+
+  fromForm(body: string): void {
+    for (const [k, v] of new URLSearchParams(body)) if (SECRET_FIELDS.has(k)) this.add(k, v);
+  }
+
+  fromRequest(headers: ConstructorParameters<typeof Headers>[0], body: unknown): void {
+    const auth = new Headers(headers).get('authorization');
+    if (auth) {
+      const [scheme, value = ''] = auth.split(' ');
+      if (/^basic$/i.test(scheme ?? '')) {
+        const decoded = Buffer.from(value, 'base64').toString('utf8');
+        this.add('client_secret', decoded.slice(decoded.indexOf(':') + 1));
+      } else this.add('access_token', value);
+    }
+    if (typeof body === 'string') {
+      if (body.trimStart().startsWith('{')) this.fromJson(body);
+      else this.fromForm(body);
+    }
+  }
+
+  fromLocation(location: string): void {
+    try {
+      const url = new URL(location, 'https://x.invalid');
+      this.fromForm(url.search.slice(1));
+      this.fromForm(url.hash.slice(1));
+    } catch {
+      // not a URL
+    }
+  }
+
+  /** The kinds of secret found in `text` (one entry per leaked value, with its first characters). */
+  leaks(text: string): string[] {
+    const out: string[] = [];
+    for (const [value, kind] of this.seen)
+      if (text.includes(value)) out.push(`${kind} ${value.slice(0, 4)}…`);
+    return out;
+  }
+
+  get size(): number {
+    return this.seen.size;
+  }
 }

@@ -133,5 +133,13 @@ describe('authorization code flow (PGlite)', () => {
       form({ token: tokens['access_token'] as string, client_id: clientId }),
     );
     expect(await introAfter.json()).toEqual({ active: false });
+
+    // The fixture saw the secrets of this flow (checked against the server log when it closes) and would
+    // recognise each in a log line.
+    expect(fx.secrets.size).toBeGreaterThanOrEqual(5);
+    for (const secret of [user.password, code, tokens['access_token'], tokens['refresh_token'], verifier]) {
+      expect(fx.secrets.leaks(`{"msg":"x","v":"${String(secret)}"}`)).toHaveLength(1);
+    }
+    expect(fx.secrets.leaks(fx.logs())).toEqual([]);
   });
 });
