@@ -33,6 +33,8 @@ Usage:
                                    the authorization server's signing keys
   mcp-pa clients add|list|remove|rotate-secret [options]
                                    pre-registered OAuth clients
+  mcp-pa audit [--since 1h] [--type T] [--tenant USER] [--limit N] [--json] | mcp-pa audit prune
+                                   the audit trail (newest first); prune deletes events past retention
   mcp-pa --help | --version
 
 Options (every command):
@@ -104,7 +106,7 @@ async function runHttp(config: Config, dev: boolean): Promise<void> {
 }
 
 /** The admin command groups: their own options go to the admin bundle unparsed. */
-const ADMIN_GROUPS = new Set(['users', 'keys', 'clients']);
+const ADMIN_GROUPS = new Set(['users', 'keys', 'clients', 'audit']);
 
 /**
  * Splits `mcp-pa [globals] <group> [args]` for an admin group: the global options (wherever they are, up to a

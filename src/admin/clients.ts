@@ -18,7 +18,15 @@ import type { Config } from '../config/index.js';
 import { SCOPES } from '../mcp/context.js';
 import type { Logger } from '../observability/logger.js';
 import type { PostgresStore } from '../storage/postgres/index.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, formatTable, shortTime, UsageError } from './common.js';
+import {
+  EXIT_FAILURE,
+  EXIT_OK,
+  EXIT_USAGE,
+  formatTable,
+  recordAdminEvent,
+  shortTime,
+  UsageError,
+} from './common.js';
 import type { AdminIo } from './index.js';
 import { openAdminStore } from './store.js';
 
@@ -601,7 +609,14 @@ export async function runClientsCommand(
         const allowedAuthMethods = config.authentication.client_auth_methods;
         // Checked before the database is opened; written through the same path as addClient.
         const added = prepareClient(input, { allowedAuthMethods });
-        await withStore(config, logger, (store) => saveClient(store, added));
+        await withStore(config, logger, async (store) => {
+          await saveClient(store, added);
+          await recordAdminEvent(store, config, logger, {
+            type: 'client.registered',
+            clientId: added.clientId,
+            details: { authMethod: String(added.metadata['token_endpoint_auth_method'] ?? '') },
+          });
+        });
         if (input.authMethod === 'tls_client_auth' && config.server.tls_client_ca === undefined) {
           io.stderr.write(
             'mcp-pa clients: warning: server.tls_client_ca (MCP_TLS_CLIENT_CA) is not set, so the server does not ' +
@@ -645,7 +660,17 @@ export async function runClientsCommand(
       case 'remove': {
         const p = parse(rest, {}, 1);
         const clientId = p.positionals[0] as string;
-        const removed = await withStore(config, logger, (store) => removeClient(store, clientId));
+        const removed = await withStore(config, logger, async (store) => {
+          const result = await removeClient(store, clientId);
+          if (result) {
+            await recordAdminEvent(store, config, logger, {
+              type: 'client.removed',
+              clientId,
+              details: { grants: result.grants },
+            });
+          }
+          return result;
+        });
         if (!removed)
           throw new ClientCommandError(`there is no client ${clientId} (see mcp-pa clients list)`);
         out(

@@ -1,4 +1,8 @@
 /** What the admin commands (users, keys, clients) share: exit codes, error kinds, table and time formatting. */
+import type { Config } from '../config/index.js';
+import type { Logger } from '../observability/logger.js';
+import { AuditLog, type AuditEvent } from '../security/audit.js';
+import type { PostgresStore } from '../storage/postgres/postgres-store.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -24,4 +28,24 @@ export function formatTable(header: readonly string[], rows: readonly (readonly 
 /** An ISO instant as "YYYY-MM-DD HH:MM UTC", or `none` when there is none. */
 export function shortTime(iso: string | null, none: string): string {
   return iso === null ? none : `${iso.slice(0, 16).replace('T', ' ')} UTC`;
+}
+
+/**
+ * Records one audit event from an admin command (in the same database as the servers', and in the command's
+ * log), written before the command's store closes.
+ */
+export async function recordAdminEvent(
+  store: PostgresStore,
+  config: Config,
+  logger: Logger,
+  event: Omit<AuditEvent, 'requestId' | 'ip'>,
+): Promise<void> {
+  const audit = new AuditLog({
+    store,
+    logger,
+    retentionDays: config.security.audit_retention_days,
+    flushIntervalMs: 0,
+  });
+  audit.record({ ...event, details: { ...event.details, via: 'cli' } });
+  await audit.close();
 }

@@ -8,6 +8,7 @@ import { EXIT_USAGE } from './common.js';
 import { runUsersCommand } from './users.js';
 import { runKeysCommand } from './keys.js';
 import { runClientsCommand } from './clients.js';
+import { runAuditCommand } from './audit.js';
 // ── Admin command groups: one import line per group here, and one case in groupFor below. ──
 
 /** Where an admin command reads and writes (the process's streams in the CLI, pipes in tests). */
@@ -25,6 +26,7 @@ const USAGE = `usage: mcp-pa <group> <command> [options]
   mcp-pa users add|list|disable|enable|reset-password …   accounts that sign in to HTTP mode
   mcp-pa keys rotate|list                                  the authorization server's signing keys
   mcp-pa clients add|list|remove|rotate-secret …           pre-registered OAuth clients
+  mcp-pa audit [--since 1h] [--type T] …|prune            the audit trail
 Run mcp-pa --help for the options.`;
 
 function groupFor(group: string): AdminCommand | undefined {
@@ -36,6 +38,8 @@ function groupFor(group: string): AdminCommand | undefined {
       return runKeysCommand;
     case 'clients':
       return runClientsCommand;
+    case 'audit':
+      return runAuditCommand;
     default:
       return undefined;
   }

@@ -13,7 +13,7 @@ import { isLoopbackHost } from '../servers/http-preflight.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { PostgresStore } from '../storage/postgres/postgres-store.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, formatTable, UsageError } from './common.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, formatTable, recordAdminEvent, UsageError } from './common.js';
 import type { AdminIo } from './index.js';
 import { openAdminStore } from './store.js';
 
@@ -100,8 +100,12 @@ async function rotate(args: string[], config: Config, io: AdminIo, logger: Logge
   const overlapText = values['overlap'];
   const overlap =
     typeof overlapText === 'string' ? parseOverlap(overlapText) : tokenExpiry + OVERLAP_MARGIN_SECONDS;
-  const { kid, retiring, listed } = await withKeyStore(config, logger, async (keys) => {
+  const { kid, retiring, listed } = await withKeyStore(config, logger, async (keys, store) => {
     const rotated = await keys.rotate(overlap);
+    await recordAdminEvent(store, config, logger, {
+      type: 'keys.rotated',
+      details: { kid: rotated.kid, retiring: rotated.retiring.join(' '), overlapS: overlap },
+    });
     return { ...rotated, listed: await keys.list() };
   });
   const out: string[] = [`New signing key ${kid} is now active.`];

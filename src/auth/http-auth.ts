@@ -40,8 +40,24 @@ import {
 import { KeyStore, type SigningKeySet } from './keys.js';
 import { AuthRateLimits } from '../security/rate-limits.js';
 import { clientAddress } from '../security/client-address.js';
+import type { AuditEvent, AuditLog } from '../security/audit.js';
+
+/** What the authorization side needs of the audit trail. */
+export type AuditSink = Pick<AuditLog, 'record'>;
+
+/** The request id the HTTP layer gave this request (its X-Request-Id response header). */
+function requestIdOf(res: ServerResponse | undefined): string | undefined {
+  const id = res?.getHeader('x-request-id');
+  return typeof id === 'string' ? id : undefined;
+}
 import { deriveKey } from './secret.js';
-import { ReloadingKeySet, remoteKeys, ResourceServer, type AuthOutcome } from './resource-server.js';
+import {
+  ReloadingKeySet,
+  remoteKeys,
+  ResourceServer,
+  tokenHash,
+  type AuthOutcome,
+} from './resource-server.js';
 import {
   ACCOUNT_COOKIE,
   appendSetCookie,
@@ -81,6 +97,8 @@ export interface HttpAuth {
 }
 
 export interface EmbeddedAuthOptions {
+  /** The audit trail (src/security/audit.ts); none: events are not recorded. */
+  readonly audit?: AuditSink | undefined;
   /** Rate limits (defaults: DEFAULT_LIMITS in src/security/rate-limits.ts). */
   readonly limits?: AuthRateLimits;
   readonly store: PostgresStore;
@@ -101,6 +119,8 @@ export interface EmbeddedAuthOptions {
   readonly logger: Logger;
   /** How often the signing keys are checked for a rotation made elsewhere (default 30 s). */
   readonly keyPollMs?: number | undefined;
+  /** Requests may come through trusted TLS-terminating proxies (server.trust_proxy is set). */
+  readonly behindProxy?: boolean;
 }
 
 function metadataUrl(resource: string): string {
@@ -158,6 +178,7 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
       clientIdMetadataDocuments: options.clientIdMetadataDocuments,
       mtls: options.mtls,
       requireDpopForPublicClients: options.requireDpop,
+      behindProxy: options.behindProxy === true,
       ...(options.fetch ? { fetch: options.fetch } : {}),
       findAccount: async (id) => {
         const account = await accounts.findById(id);
@@ -192,6 +213,10 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
         revokeGrant: async (grantId) => {
           await new adapter('Grant').revokeByGrantId(grantId);
           grantCache.clear();
+          options.audit?.record({
+            type: 'token.revoked',
+            details: { grant: grantId.slice(0, 8), route: 'revocation', token: 'access' },
+          });
         },
       },
       renderError: (status, error, description) =>
@@ -256,6 +281,72 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
         if (grantId) void recordUsage(grantId).catch(() => undefined);
       });
     }
+    // The library's own events, for the audit trail.
+    const about = (ctx: unknown): { req?: IncomingMessage; res?: ServerResponse; clientId?: string } => {
+      const c = ctx as {
+        req?: IncomingMessage;
+        res?: ServerResponse;
+        oidc?: { client?: { clientId?: string } };
+      };
+      return {
+        ...(c.req ? { req: c.req } : {}),
+        ...(c.res ? { res: c.res } : {}),
+        ...(c.oidc?.client?.clientId ? { clientId: c.oidc.client.clientId } : {}),
+      };
+    };
+    const accountOfCtx = (ctx: unknown): string | undefined => {
+      const e = (ctx as { oidc?: { entities?: Record<string, { accountId?: string } | undefined> } }).oidc
+        ?.entities;
+      return e?.['Grant']?.accountId ?? e?.['RefreshToken']?.accountId ?? e?.['AuthorizationCode']?.accountId;
+    };
+    p.on('grant.success', (...args: unknown[]) => {
+      const ctx = args[0] as { oidc?: { params?: Record<string, unknown> }; body?: unknown };
+      const { req, res, clientId } = about(ctx);
+      const grantType = ctx.oidc?.params?.['grant_type'];
+      const body = ctx.body as { access_token?: unknown } | undefined;
+      audit(req, res, {
+        type: grantType === 'refresh_token' ? 'token.refreshed' : 'token.issued',
+        tenant: accountOfCtx(ctx),
+        clientId,
+        ...(typeof body?.access_token === 'string' ? { tokenHash: tokenHash(body.access_token) } : {}),
+        details: { grantType: typeof grantType === 'string' ? grantType : null },
+      });
+    });
+    p.on('grant.error', (...args: unknown[]) => {
+      // The library's fixed description is generic; the reason is in error_detail.
+      const err = args[1] as { error_detail?: string; error_description?: string } | undefined;
+      if (
+        err?.error_detail !== 'refresh token already used' &&
+        err?.error_description !== 'refresh token already used'
+      ) {
+        return;
+      }
+      const { req, res, clientId } = about(args[0]);
+      audit(req, res, { type: 'token.refresh_reuse', tenant: accountOfCtx(args[0]), clientId });
+    });
+    p.on('grant.revoked', (...args: unknown[]) => {
+      const { req, res, clientId } = about(args[0]);
+      const route = (args[0] as { oidc?: { route?: string } }).oidc?.route;
+      audit(req, res, {
+        type: 'token.revoked',
+        clientId,
+        details: { grant: String(args[1] ?? '').slice(0, 8), route: route ?? null },
+      });
+    });
+    p.on('registration_create.success', (...args: unknown[]) => {
+      const { req, res } = about(args[0]);
+      const client = args[1] as { clientId?: string; clientAuthMethod?: string } | undefined;
+      audit(req, res, {
+        type: 'client.registered',
+        clientId: client?.clientId,
+        details: { via: 'dynamic registration', authMethod: client?.clientAuthMethod ?? null },
+      });
+    });
+    p.on('registration_delete.success', (...args: unknown[]) => {
+      const { req, res } = about(args[0]);
+      const client = args[1] as { clientId?: string } | undefined;
+      audit(req, res, { type: 'client.removed', clientId: client?.clientId, details: { via: 'RFC 7592' } });
+    });
   };
   watchProvider(provider);
 
@@ -287,9 +378,28 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
   const prm = prmPaths(resource);
   const ownOrigin = new URL(issuer).origin;
   const limits = options.limits ?? new AuthRateLimits();
+  /** Records an audit event about this request (address and request id filled in). */
+  const audit = (
+    req: IncomingMessage | undefined,
+    res: ServerResponse | undefined,
+    event: Omit<AuditEvent, 'ip' | 'requestId'>,
+  ): void => {
+    options.audit?.record({
+      ...event,
+      ...(req ? { ip: clientAddress(req) } : {}),
+      requestId: requestIdOf(res),
+    });
+  };
 
   /** 429 with Retry-After: JSON for the API endpoints, a page for the browser ones. */
-  function tooMany(res: ServerResponse, retryAfterS: number, page: boolean): void {
+  function tooMany(
+    req: IncomingMessage,
+    res: ServerResponse,
+    retryAfterS: number,
+    page: boolean,
+    limit: string,
+  ): void {
+    audit(req, res, { type: 'rate_limit.hit', details: { limit, retryAfterS } });
     res.setHeader('retry-after', String(retryAfterS));
     if (page) {
       sendHtml(
@@ -311,9 +421,12 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
   /** Signs a user in, counting failures per account and address (a lockout answers with the same generic text). */
   async function signIn(
     req: IncomingMessage,
+    res: ServerResponse,
     username: string,
     password: string,
+    clientId?: string,
   ): Promise<{ ok: true; id: string } | { ok: false; retryAfterS?: number }> {
+    const name = username.trim().toLowerCase().slice(0, 64);
     const ip = clientAddress(req);
     const accountKey = `${ip}|${username.trim().toLowerCase()}`;
     for (const [kind, key] of [
@@ -321,15 +434,40 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
       ['login-ip', ip],
     ] as const) {
       const decision = await limits.check(kind, key);
-      if (!decision.ok) return { ok: false, retryAfterS: decision.retryAfterS };
+      if (!decision.ok) {
+        audit(req, res, {
+          type: 'auth.sign_in.failure',
+          clientId,
+          details: { username: name, reason: 'locked', limit: kind },
+        });
+        return { ok: false, retryAfterS: decision.retryAfterS };
+      }
     }
     const account = await accounts.authenticate(username, password);
     if (!account) {
-      await limits.hit('login-account', accountKey);
-      await limits.hit('login-ip', ip);
+      audit(req, res, {
+        type: 'auth.sign_in.failure',
+        clientId,
+        details: { username: name, reason: 'credentials' },
+      });
+      const byAccount = await limits.hit('login-account', accountKey);
+      const byAddress = await limits.hit('login-ip', ip);
+      for (const [limit, d] of [
+        ['login-account', byAccount],
+        ['login-ip', byAddress],
+      ] as const) {
+        if (!d.ok) {
+          audit(req, res, {
+            type: 'auth.lockout',
+            clientId,
+            details: { username: name, limit, retryAfterS: d.retryAfterS },
+          });
+        }
+      }
       return { ok: false };
     }
     await limits.reset('login-account', accountKey);
+    audit(req, res, { type: 'auth.sign_in.success', tenant: account.id, clientId });
     return { ok: true, id: account.id };
   }
 
@@ -339,24 +477,32 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
     if (path === ROUTES.registration && req.method === 'POST') {
       const d = await limits.hit('register', ip);
       if (!d.ok) {
-        tooMany(res, d.retryAfterS, false);
+        tooMany(req, res, d.retryAfterS, false, 'register');
         return false;
       }
     } else if (path === ROUTES.authorization) {
       const d = await limits.hit('authorize', ip);
       if (!d.ok) {
-        tooMany(res, d.retryAfterS, true);
+        tooMany(req, res, d.retryAfterS, true, 'authorize');
         return false;
       }
     } else if (path === ROUTES.token && req.method === 'POST') {
-      const key = `${ip}|${basicClientId(req) ?? '-'}`;
+      const basicId = basicClientId(req);
+      const key = `${ip}|${basicId ?? '-'}`;
       const d = await limits.check('token-failure', key);
       if (!d.ok) {
-        tooMany(res, d.retryAfterS, false);
+        tooMany(req, res, d.retryAfterS, false, 'token-failure');
         return false;
       }
       res.once('finish', () => {
         if (res.statusCode === 400 || res.statusCode === 401) void limits.hit('token-failure', key);
+        if (res.statusCode === 401) {
+          audit(req, res, {
+            type: 'auth.client_auth.failure',
+            clientId: basicId,
+            details: { endpoint: 'token' },
+          });
+        }
       });
     }
     return true;
@@ -513,6 +659,11 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
     }
     const form = await readForm(req);
     if (crossOrigin(req, ownOrigin) || !csrf.verify(req, form, details.uid)) {
+      audit(req, res, {
+        type: 'csrf.failure',
+        clientId,
+        details: { page: `interaction/${action}`, crossOrigin: crossOrigin(req, ownOrigin) },
+      });
       sendHtml(
         res,
         403,
@@ -526,7 +677,7 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
     }
     if (action === 'login') {
       const username = form.get('username') ?? '';
-      const result = await signIn(req, username, form.get('password') ?? '');
+      const result = await signIn(req, res, username, form.get('password') ?? '', clientId);
       if (!result.ok) {
         log.info({ client: clientId, locked: result.retryAfterS !== undefined }, 'sign-in failed');
         if (result.retryAfterS !== undefined) res.setHeader('retry-after', String(result.retryAfterS));
@@ -594,6 +745,12 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
         grant.addResourceScope(indicator, scopes.join(' '));
       }
       const grantId = await grant.save();
+      audit(req, res, {
+        type: 'consent.granted',
+        tenant: accountId,
+        clientId,
+        details: { scopes: requestedScopes(details).join(' '), grant: grantId.slice(0, 8) },
+      });
       await recordUsage(grantId).catch(() => undefined);
       await provider.interactionFinished(
         req,
@@ -657,6 +814,11 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
     }
     const form = await readForm(req);
     if (crossOrigin(req, ownOrigin) || !csrf.verify(req, form, 'account')) {
+      audit(req, res, {
+        type: 'csrf.failure',
+        tenant: account?.id,
+        details: { page: path.slice(1), crossOrigin: crossOrigin(req, ownOrigin) },
+      });
       sendHtml(
         res,
         403,
@@ -669,7 +831,7 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
     }
     if (path === `${ACCOUNT_PREFIX}/login`) {
       const username = form.get('username') ?? '';
-      const found = await signIn(req, username, form.get('password') ?? '');
+      const found = await signIn(req, res, username, form.get('password') ?? '');
       if (!found.ok) {
         if (found.retryAfterS !== undefined) res.setHeader('retry-after', String(found.retryAfterS));
         sendHtml(
@@ -695,6 +857,13 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
     if (path === `${ACCOUNT_PREFIX}/revoke`) {
       const grantId = form.get('grant') ?? '';
       const revoked = grantId.length > 0 && grantId.length < 200 && (await revokeGrant(account.id, grantId));
+      if (revoked) {
+        audit(req, res, {
+          type: 'consent.revoked',
+          tenant: account.id,
+          details: { grant: grantId.slice(0, 8) },
+        });
+      }
       seeOther(res, `${ACCOUNT_PREFIX}/apps${revoked ? '?revoked=1' : ''}`);
       return;
     }
@@ -720,6 +889,10 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
       const path = pathOf(req);
       try {
         if (prm.has(path)) {
+          if (req.method === 'OPTIONS') {
+            metadataPreflight(req, res);
+            return;
+          }
           if (req.method !== 'GET' && req.method !== 'HEAD') {
             sendJson(res, 405, { error: 'method_not_allowed' }, { allow: 'GET, HEAD' });
             return;
@@ -783,6 +956,22 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
       await sweeper.stop();
     },
   };
+}
+
+/**
+ * CORS preflight for a public metadata document: any origin, never credentials (browser-based MCP clients send
+ * MCP-Protocol-Version with their discovery requests, which makes them preflighted).
+ */
+function metadataPreflight(req: IncomingMessage, res: ServerResponse): void {
+  res.statusCode = 204;
+  res.setHeader('access-control-allow-origin', '*');
+  res.setHeader('access-control-allow-methods', 'GET, HEAD');
+  const requested = req.headers['access-control-request-headers'];
+  if (typeof requested === 'string' && /^[\w\s,-]{1,500}$/.test(requested)) {
+    res.setHeader('access-control-allow-headers', requested);
+  }
+  res.setHeader('access-control-max-age', '600');
+  res.end();
 }
 
 const CLIENT_AUTH_ROUTES = new Set<string>([
@@ -949,6 +1138,10 @@ export async function createExternalAuth(options: ExternalAuthOptions): Promise<
     challenge: (refusal, scope) => rs.challenge(refusal, scope),
     owns: (path) => prm.has(path),
     async handle(req, res) {
+      if (req.method === 'OPTIONS') {
+        metadataPreflight(req, res);
+        return;
+      }
       sendJson(res, 200, rs.metadata({ dpop: true, mtls: false }), {
         'access-control-allow-origin': '*',
         'cache-control': 'public, max-age=300',

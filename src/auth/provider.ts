@@ -94,6 +94,12 @@ export interface AuthorizationServerOptions {
   };
   readonly renderError: (status: number, error: string, description: string | undefined) => string;
   readonly logger: Logger;
+  /**
+   * Requests may come through trusted TLS-terminating proxies (server.trust_proxy): the library then reads
+   * X-Forwarded-Proto / X-Forwarded-Host (Koa's `proxy`). The HTTP layer removes those headers from every other
+   * peer and rewrites them for a proxy's accepted requests (src/security/proxy.ts), so they are never a client's.
+   */
+  readonly behindProxy?: boolean;
 }
 
 const PRIVATE_KEY_JWT_MAX_LIFETIME_S = 300;
@@ -327,6 +333,10 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
     ...(options.fetch ? { fetch: options.fetch } : {}),
   });
 
+  // Behind a TLS-terminating proxy the connection is plain HTTP: Secure cookies and https URLs need the
+  // forwarded protocol (see behindProxy).
+  provider.proxy = options.behindProxy === true;
+
   // Client secrets are stored as digests (oidc-adapter.ts); compare those in constant time.
   const compare = provider.Client.prototype.compareClientSecret;
   provider.Client.prototype.compareClientSecret = function (this, actual: string) {
@@ -345,6 +355,14 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
       const body = ctx.body as Record<string, unknown>;
       if (allowPlain) body['code_challenge_methods_supported'] = ['S256', 'plain'];
       body['authorization_response_iss_parameter_supported'] = true;
+    }
+    // Public documents: readable from any origin without credentials (the library would echo the Origin), and
+    // cacheable for a while.
+    if (ctx.path === '/.well-known/openid-configuration' || ctx.path === ROUTES.jwks) {
+      if (ctx.res.getHeader('access-control-allow-origin') !== undefined) {
+        ctx.set('access-control-allow-origin', '*');
+      }
+      if (ctx.status === 200) ctx.set('cache-control', 'public, max-age=300');
     }
     // RFC 7592 reads: the stored secret is a digest, not something to hand back.
     if (ctx.oidc?.route === 'client' && ctx.body && typeof ctx.body === 'object') {

@@ -133,6 +133,18 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
     description: 'Redis URL for shared rate limits (secret)',
   },
   {
+    name: 'MCP_REDIS_KEY_PREFIX',
+    key: ['security', 'redis_key_prefix'],
+    kind: 'string',
+    description: 'prefix of the rate-limit keys in Redis',
+  },
+  {
+    name: 'MCP_RATE_LIMIT_MCP',
+    key: ['security', 'mcp_requests_per_minute'],
+    kind: 'integer',
+    description: '/mcp requests per user and client per minute',
+  },
+  {
     name: 'MCP_AUDIT_RETENTION_DAYS',
     key: ['security', 'audit_retention_days'],
     kind: 'integer',

@@ -416,6 +416,24 @@ const securitySchema = z
       .describe(
         'Redis for rate-limit counters shared by every replica (MCP_REDIS_URL; secret: its password is redacted); unset: in memory. If Redis fails, limits fall back to memory.',
       ),
+    redis_key_prefix: z
+      .string()
+      .regex(/^[A-Za-z0-9:_.-]{1,64}$/, {
+        error: 'must be 1 to 64 letters, digits or the characters : _ . -',
+      })
+      .default('mcp-pa:rl')
+      .describe(
+        'Prefix of the rate-limit keys in Redis (MCP_REDIS_KEY_PREFIX): replicas of one deployment share it; deployments sharing a Redis use different ones.',
+      ),
+    mcp_requests_per_minute: z
+      .number()
+      .int()
+      .min(1)
+      .max(100000)
+      .default(600)
+      .describe(
+        'Requests to /mcp per user and client per minute before 429 with Retry-After (MCP_RATE_LIMIT_MCP).',
+      ),
     audit_retention_days: z
       .number()
       .int()

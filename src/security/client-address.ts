@@ -18,3 +18,14 @@ export function clientAddress(req: IncomingMessage): string {
   const address = (req as Tagged)[ADDRESS] ?? req.socket?.remoteAddress ?? 'unknown';
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
+
+const REQUEST_ID = Symbol('mcp-pa.request-id');
+
+/** The id the HTTP layer gave the request (also its X-Request-Id response header), for logs and the audit trail. */
+export function setRequestId(req: IncomingMessage, id: string): void {
+  (req as IncomingMessage & { [REQUEST_ID]?: string })[REQUEST_ID] = id;
+}
+
+export function requestIdOf(req: IncomingMessage): string | undefined {
+  return (req as IncomingMessage & { [REQUEST_ID]?: string })[REQUEST_ID];
+}

@@ -17,6 +17,8 @@ import { createEmbeddedAuth, createExternalAuth } from '../auth/http-auth.js';
 import { createTrustedFetch } from '../auth/fetch.js';
 import type { ClientAuthMethod } from '../auth/provider.js';
 import { loadOrCreateSecret } from '../auth/secret.js';
+import { AuthRateLimits } from '../security/rate-limits.js';
+import { AuditLog, startAuditRetention } from '../security/audit.js';
 import { StartupError, type HttpPlan } from './http-preflight.js';
 
 export interface HttpApplication {
@@ -89,9 +91,19 @@ export async function startHttpApplication(input: {
     }
     throw err;
   }
+  // The audit trail: the log stream always, the database table with it (batched off the request path; what is
+  // queued is written before the store closes).
+  const audit = new AuditLog({
+    store,
+    logger,
+    retentionDays: config.security.audit_retention_days,
+  });
+  const retention = startAuditRetention(audit);
   const closeStore = async (): Promise<void> => {
     embeddings?.close?.();
     await worker.reembedder?.close();
+    await retention.stop();
+    await audit.close();
     await store.close();
   };
   const hub = new ChangeHub();
@@ -125,7 +137,21 @@ export async function startHttpApplication(input: {
     allowOrigins: auth.metadata_fetch_allow,
     caFile: auth.metadata_fetch_ca,
   });
+  // The process's one set of rate limits (shared with the other replicas through Redis when configured).
+  const security = config.security;
+  const limits = authOn
+    ? new AuthRateLimits({
+        settings: { mcp: { points: security.mcp_requests_per_minute, durationS: 60 } },
+        redis:
+          security.redis_url !== undefined
+            ? { url: security.redis_url, keyPrefix: security.redis_key_prefix }
+            : undefined,
+        logger,
+      })
+    : undefined;
   try {
+    // Briefly, so the first requests already count in Redis (it falls back to memory when Redis is down).
+    await limits?.waitForRedis(1000);
     const app = await startHttpApp({
       host: plan.host,
       port: plan.port,
@@ -137,9 +163,12 @@ export async function startHttpApplication(input: {
       sessionIdleMs: server.session_idle_timeout_s * 1000,
       shutdownGraceMs: server.shutdown_grace_s * 1000,
       ...(config.server.public_url !== undefined ? { publicUrl: config.server.public_url } : {}),
+      trustProxy: server.trust_proxy,
       mcp: { assistant, hub, logger, version: VERSION },
       defaultTimeZone: config.assistant.timezone ?? systemTimeZone(),
       readiness: () => store.readiness(),
+      ...(limits !== undefined ? { limits } : {}),
+      audit,
       ...(authOn
         ? {
             auth: async ({ issuer, resource }: { issuer: string; resource: string }) =>
@@ -174,6 +203,9 @@ export async function startHttpApplication(input: {
                     requireDpop: auth.require_dpop,
                     mtls,
                     keyPollMs: auth.key_check_interval_s * 1000,
+                    behindProxy: server.trust_proxy.length > 0,
+                    audit,
+                    ...(limits !== undefined ? { limits } : {}),
                     ...(trustedFetch ? { fetch: trustedFetch } : {}),
                     logger,
                   }),
@@ -194,11 +226,13 @@ export async function startHttpApplication(input: {
         try {
           await app.close();
         } finally {
+          await limits?.close();
           await closeStore();
         }
       },
     };
   } catch (err) {
+    await limits?.close().catch(() => undefined);
     await closeStore().catch(() => undefined);
     throw listenError(err, plan) ?? err;
   }

@@ -1,6 +1,7 @@
 import { BlockList, isIP } from 'node:net';
 import path from 'node:path';
 import type { Config } from '../config/index.js';
+import { TrustedProxies, TrustProxyError } from '../security/proxy.js';
 
 /** A problem found before anything listens: printed as is, then the process exits with `exitCode`. */
 export class StartupError extends Error {
@@ -58,6 +59,30 @@ export function planHttpStartup(config: Config, options: { dev?: boolean } = {})
   const warnings: string[] = [];
   const problems: string[] = [];
   const onLoopback = isLoopbackHost(host);
+  const publicUrl = config.server.public_url;
+  const publicHttps = publicUrl !== undefined && new URL(publicUrl).protocol === 'https:';
+  const trustProxy = config.server.trust_proxy;
+  let proxiesOk = true;
+  try {
+    TrustedProxies.parse(trustProxy);
+  } catch (err) {
+    if (!(err instanceof TrustProxyError)) throw err;
+    problems.push(`${err.message} (MCP_TRUST_PROXY takes a comma-separated list)`);
+    proxiesOk = false;
+  }
+  if (trustProxy.length > 0 && proxiesOk && !publicHttps) {
+    problems.push(
+      publicUrl === undefined
+        ? 'server.trust_proxy (MCP_TRUST_PROXY) is set, so clients reach this server through a proxy at another ' +
+            'URL: set MCP_PUBLIC_URL (server.public_url) to the https URL clients use, e.g. ' +
+            'https://pa.example.com — it is the OAuth issuer and the base of the MCP URI'
+        : `server.trust_proxy (MCP_TRUST_PROXY) is set, and requests through the proxies must be HTTPS, but the ` +
+            `public URL ${publicUrl} (MCP_PUBLIC_URL, server.public_url) is http: make it the https URL clients use`,
+    );
+  }
+  // Behind TLS-terminating proxies the server itself may speak plain HTTP: it serves only what the proxies
+  // forwarded from HTTPS (src/servers/http/app.ts), and its URLs are the public https ones.
+  const behindProxy = trustProxy.length > 0 && proxiesOk && publicHttps;
 
   let tls: TlsPlan;
   if (dev) {
@@ -93,18 +118,23 @@ export function planHttpStartup(config: Config, options: { dev?: boolean } = {})
       problems.push(
         'TLS is required (server.tls_required is true) but no certificate is configured: set MCP_TLS_CERT and ' +
           'MCP_TLS_KEY (server.tls_cert / server.tls_key) to PEM files, or run `mcp-pa serve --dev` for a ' +
-          'self-signed localhost certificate made in the data folder',
+          'self-signed localhost certificate made in the data folder' +
+          (trustProxy.length > 0
+            ? '; behind the TLS-terminating proxies of server.trust_proxy, set server.tls_required to false ' +
+              '(MCP_TLS_REQUIRED=false) to serve them plain HTTP'
+            : ''),
       );
     }
     tls = { kind: 'none' };
   }
 
   if (!onLoopback) {
-    if (tls.kind === 'none' && (!tlsRequired || config.transport === 'http')) {
+    if (tls.kind === 'none' && (!tlsRequired || config.transport === 'http') && !behindProxy) {
       problems.push(
         `refusing to serve plain HTTP on ${host}, which is not a loopback address: without TLS anyone on the ` +
           'network can read and change the traffic. Plain HTTP (server.tls_required false) is allowed only on ' +
-          '127.0.0.1, ::1 or localhost; elsewhere set MCP_TLS_CERT and MCP_TLS_KEY',
+          '127.0.0.1, ::1 or localhost, or behind a TLS-terminating proxy (server.trust_proxy with an https ' +
+          'server.public_url); elsewhere set MCP_TLS_CERT and MCP_TLS_KEY',
       );
     }
     if (!config.authentication.enabled) {
@@ -124,7 +154,7 @@ export function planHttpStartup(config: Config, options: { dev?: boolean } = {})
       );
     }
   }
-  if (config.authentication.enabled && tls.kind === 'none' && problems.length === 0) {
+  if (config.authentication.enabled && tls.kind === 'none' && !behindProxy && problems.length === 0) {
     problems.push(
       'OAuth needs HTTPS (its cookies are Secure and its URLs https), but this server would speak plain HTTP: ' +
         'run `mcp-pa serve --dev` for a localhost certificate, set MCP_TLS_CERT and MCP_TLS_KEY, or — for an ' +
@@ -147,10 +177,37 @@ export function planHttpStartup(config: Config, options: { dev?: boolean } = {})
     );
   }
 
+  const redirectPort = config.server.http_redirect_port;
+  if (redirectPort !== undefined) {
+    if (tls.kind === 'none') {
+      problems.push(
+        `server.http_redirect_port (MCP_HTTP_REDIRECT_PORT) ${redirectPort} redirects plain HTTP to this ` +
+          "server's HTTPS, but this server would not serve HTTPS itself: configure TLS (MCP_TLS_CERT and " +
+          'MCP_TLS_KEY, or --dev), or unset the redirect port (behind a proxy, let the proxy redirect)',
+      );
+    }
+    if (redirectPort === port) {
+      problems.push(
+        `server.http_redirect_port (MCP_HTTP_REDIRECT_PORT) must differ from server.port (both ${port}): ` +
+          'the redirect listener speaks plain HTTP on a port of its own, e.g. 80 next to 443',
+      );
+    }
+    if (publicUrl !== undefined && !publicHttps) {
+      problems.push(
+        `server.http_redirect_port (MCP_HTTP_REDIRECT_PORT) redirects to the public URL, but ${publicUrl} ` +
+          '(MCP_PUBLIC_URL, server.public_url) is http: make it the https URL clients use',
+      );
+    }
+  }
+
   if (problems.length === 0 && tls.kind === 'none') {
     warnings.push(
-      `serving plain HTTP without TLS on loopback address ${host} (server.tls_required is false): ` +
-        'only for local development and tests; anything on this machine can read the traffic',
+      behindProxy
+        ? `serving plain HTTP on ${host} behind the TLS-terminating proxies ${trustProxy.join(', ')} ` +
+            `(server.trust_proxy): only requests they forwarded from HTTPS are served (health probes excepted); ` +
+            'make sure nothing but those proxies can reach this port'
+        : `serving plain HTTP without TLS on loopback address ${host} (server.tls_required is false): ` +
+            'only for local development and tests; anything on this machine can read the traffic',
     );
   }
 

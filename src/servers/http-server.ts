@@ -19,6 +19,8 @@ import {
 import { VERSION } from '../version.js';
 import type { HttpApplication } from './http-app-factory.js';
 import { describeDatabase, planHttpStartup, StartupError, type HttpPlan } from './http-preflight.js';
+import { AuditLog } from '../security/audit.js';
+import { startRedirectListener, type RedirectListener } from './http-redirect.js';
 
 export { StartupError } from './http-preflight.js';
 
@@ -36,6 +38,8 @@ export interface HttpServer {
   /** The MCP endpoint, `<url>/mcp`. */
   readonly mcpUrl: string;
   readonly port: number;
+  /** The plain-HTTP redirect listener's port (server.http_redirect_port), when it runs. */
+  readonly redirectPort: number | undefined;
   readonly plan: HttpPlan;
   /** The database the server uses (admin work in the same process, tests). */
   readonly store: HttpApplication['store'];
@@ -106,6 +110,35 @@ export async function startHttpServer(
     tls: material ? { ...withClientCa(secureContextOptions(material)), ...clientCertRequest } : null,
   });
 
+  // The plain-HTTP redirect listener starts once the HTTPS server listens (it redirects to its port).
+  let redirect: RedirectListener | undefined;
+  const redirectPort = config.server.http_redirect_port;
+  if (redirectPort !== undefined) {
+    try {
+      redirect = await startRedirectListener({
+        host: plan.host,
+        port: redirectPort,
+        publicUrl: config.server.public_url,
+        httpsPort: app.port,
+        logger,
+      });
+    } catch (err) {
+      await app.close().catch(() => undefined);
+      const code = (err as NodeJS.ErrnoException).code;
+      const why =
+        code === 'EADDRINUSE'
+          ? 'the port is already in use'
+          : code === 'EACCES'
+            ? 'permission denied (ports below 1024 need privileges)'
+            : (err as Error).message;
+      throw new StartupError(
+        `cannot listen for the plain-HTTP redirect on ${plan.host} port ${redirectPort} ` +
+          `(server.http_redirect_port, MCP_HTTP_REDIRECT_PORT): ${why}`,
+        1,
+      );
+    }
+  }
+
   if (plan.tls.kind === 'dev' && material) {
     const { trustInstructions } = await import('../security/dev-certificate.js');
     notice(
@@ -129,6 +162,7 @@ export async function startHttpServer(
     url: app.url,
     mcpUrl: app.mcpUrl,
     port: app.port,
+    redirectPort: redirect?.port,
     plan,
     store: app.store,
     config,
@@ -150,7 +184,13 @@ export async function startHttpServer(
       });
       return reloading;
     },
-    close: () => app.close(),
+    close: async () => {
+      try {
+        await redirect?.close();
+      } finally {
+        await app.close();
+      }
+    },
   };
 }
 
@@ -174,6 +214,12 @@ function banner(server: HttpServer): string {
     `  TLS:       ${tls}`,
     `  auth:      ${authLine(server)}`,
     `  health:    ${server.url}/healthz, ${server.url}/readyz`,
+    ...(server.redirectPort !== undefined
+      ? [`  redirect:  plain HTTP on port ${server.redirectPort} → HTTPS (GET/HEAD only)`]
+      : []),
+    ...(server.config.server.trust_proxy.length > 0
+      ? [`  proxies:   ${server.config.server.trust_proxy.join(', ')} (X-Forwarded-For/-Proto believed)`]
+      : []),
     '  SIGHUP reloads the certificate; Ctrl+C stops.',
     '',
   ].join('\n');
@@ -238,6 +284,13 @@ export async function runHttpServer(
   try {
     server = await startHttpServer(config, logger, options);
   } catch (err) {
+    // A configuration the server refuses is an audit event (in the log stream: the database may be what failed).
+    if (err instanceof StartupError) {
+      new AuditLog({ store: null, logger, retentionDays: config.security.audit_retention_days }).record({
+        type: 'config.error',
+        details: { message: err.message.slice(0, 500), exitCode: err.exitCode },
+      });
+    }
     exitWith(err);
   }
   if (stopping) {

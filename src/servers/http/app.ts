@@ -24,7 +24,17 @@ import {
 import type { HttpAuth } from '../../auth/http-auth.js';
 import { PAGE_CSP } from '../../auth/pages.js';
 import { MCP_PATH, registerMcpRoute, type CallerDecision } from './mcp-route.js';
+import { mcpLimitKey, type LimitDecision } from '../../security/rate-limits.js';
+import type { AuditLog } from '../../security/audit.js';
+import { clientAddress, requestIdOf, setClientAddress, setRequestId } from '../../security/client-address.js';
 import { computeToolList, ServerPool, SessionRegistry } from './sessions.js';
+import {
+  forwardedView,
+  normalizeForwardedHeaders,
+  stripForwardedHeaders,
+  TrustedProxies,
+  type ForwardedView,
+} from '../../security/proxy.js';
 
 export interface HttpAppOptions {
   host: string;
@@ -38,6 +48,13 @@ export interface HttpAppOptions {
   /** Largest accepted /mcp request body, in bytes (413 above). */
   bodyLimitBytes: number;
   publicUrl?: string | undefined;
+  /**
+   * Addresses and CIDR ranges of TLS-terminating proxies (server.trust_proxy). From them X-Forwarded-For gives the
+   * client address and X-Forwarded-Proto / `Forwarded: proto=` must say https (else 403, probes excepted); from
+   * anyone else forwarded headers are removed. When non-empty, every request that did not come over HTTPS (directly
+   * or through a proxy) is refused, /healthz and /readyz excepted.
+   */
+  trustProxy?: readonly string[];
   mcp: Omit<McpDependencies, 'caller' | 'completionTenant'>;
   defaultTimeZone: string;
   readiness: () => Promise<{ ok: true } | { ok: false; reason: string }>;
@@ -52,6 +69,10 @@ export interface HttpAppOptions {
    * every /mcp request's token.
    */
   auth?: (urls: { issuer: string; resource: string }) => Promise<HttpAuth>;
+  /** The audit trail: 401/403/429 at /mcp, and per user-and-client usage counters. */
+  audit?: Pick<AuditLog, 'record' | 'countUsage'>;
+  /** Per user-and-client limit on /mcp (AuthRateLimits): counted after each successful authentication. */
+  limits?: { hit(kind: 'mcp', key: string): Promise<LimitDecision> };
   logger: Logger;
   /** How long close() lets in-flight requests finish before it cuts the connections (default 10 s). */
   shutdownGraceMs?: number;
@@ -87,6 +108,32 @@ export const DEFAULTS = {
 } as const;
 
 const HSTS = 'max-age=31536000; includeSubDomains';
+/** The policy of every response that is not an HTML page (JSON, SSE, empty). */
+const API_CSP = "default-src 'none'; frame-ancestors 'none'";
+/** Answered over plain HTTP too, behind a proxy: load balancers and orchestrators probe the server directly. */
+const PROBE_PATHS = new Set(['/healthz', '/readyz']);
+
+/** HTML pages get the page policy (its style hash) at the moment their headers go out; the rest keep API_CSP. */
+function pagePolicyForHtml(res: ServerResponse): void {
+  const writeHead = res.writeHead;
+  res.writeHead = function (this: ServerResponse, ...args: unknown[]): ServerResponse {
+    let type = res.getHeader('content-type');
+    for (const arg of args) {
+      if (arg === null || typeof arg !== 'object' || Array.isArray(arg)) continue;
+      for (const [k, v] of Object.entries(arg as Record<string, unknown>)) {
+        if (k.toLowerCase() === 'content-type') type = v as string;
+      }
+    }
+    // A policy a handler chose itself is kept.
+    if (
+      /^\s*text\/html\b/i.test(String(type ?? '')) &&
+      res.getHeader('content-security-policy') === API_CSP
+    ) {
+      res.setHeader('Content-Security-Policy', PAGE_CSP);
+    }
+    return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+  } as ServerResponse['writeHead'];
+}
 
 function urlHost(host: string): string {
   const bare = host.replace(/^\[(.*)\]$/, '$1');
@@ -129,6 +176,8 @@ export async function startHttpApp(options: HttpAppOptions): Promise<RunningHttp
   }
   const tls = options.tls !== null;
   const scheme = tls ? 'https' : 'http';
+  const proxies = TrustedProxies.parse(options.trustProxy ?? []);
+  const publicHost = options.publicUrl === undefined ? undefined : new URL(options.publicUrl).host;
   const allowedHosts = loopbackHostnames(options.host, options.publicUrl);
 
   const app: FastifyInstance = Fastify({
@@ -143,6 +192,36 @@ export async function startHttpApp(options: HttpAppOptions): Promise<RunningHttp
 
   const inFlight = new Set<ServerResponse>();
   let closing: Promise<void> | undefined;
+
+  // Before Fastify sees a request (so its own answers — 404, 400, 413, 503 while closing — carry them too): the
+  // security headers, and what the request's forwarded headers may say.
+  const views = new WeakMap<IncomingMessage, ForwardedView>();
+  (app.server as HttpServer).prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+    const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
+    const view = forwardedView(req.headers, req.socket.remoteAddress, encrypted, proxies);
+    views.set(req, view);
+    // Nobody else — the authorization server's Koa app included — reads forwarded headers a client chose.
+    if (view.viaProxy && view.protocol === 'https') normalizeForwardedHeaders(req, view, publicHost);
+    else stripForwardedHeaders(req);
+    setClientAddress(req, view.clientAddress);
+    const hostname = hostnameOf(req.headers.host);
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Referrer-Policy', 'no-referrer');
+    res.setHeader('X-Frame-Options', 'DENY');
+    res.setHeader('Content-Security-Policy', API_CSP);
+    pagePolicyForHtml(res);
+    // Not for the name localhost: browsers would then force https on every local port. IP hosts get it (browsers
+    // ignore it there; other clients may not).
+    if (
+      view.protocol === 'https' &&
+      hostname !== null &&
+      hostname !== 'localhost' &&
+      !hostname.endsWith('.localhost')
+    ) {
+      res.setHeader('Strict-Transport-Security', HSTS);
+    }
+  });
 
   app.addHook('onRequest', async (req, reply) => {
     const res = reply.raw;
@@ -165,19 +244,30 @@ export async function startHttpApp(options: HttpAppOptions): Promise<RunningHttp
       // While closing, a keep-alive connection whose request just ended must not linger until its timeout.
       if (closing !== undefined) setImmediate(() => (app.server as HttpServer).closeIdleConnections());
     });
-    // Set on the raw response: they survive reply.hijack(), which /mcp uses to hand the response to the SDK.
+    // Set on the raw response (as are the security headers, before Fastify ran): they survive reply.hijack(),
+    // which /mcp uses to hand the response to the SDK.
     const hostname = hostnameOf(req.headers.host);
-    res.setHeader('X-Content-Type-Options', 'nosniff');
-    res.setHeader('Cache-Control', 'no-store');
-    res.setHeader('Referrer-Policy', 'no-referrer');
-    res.setHeader('X-Frame-Options', 'DENY');
-    res.setHeader('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'");
     res.setHeader('X-Request-Id', req.id);
-    // Not for the name localhost: browsers would then force https on every local port (IP hosts are ignored anyway).
-    if (tls && hostname !== null && hostname !== 'localhost' && !hostname.endsWith('.localhost')) {
-      res.setHeader('Strict-Transport-Security', HSTS);
-    }
+    setRequestId(req.raw, req.id);
     if (closing !== undefined) res.setHeader('Connection', 'close');
+    const path = req.url.split('?')[0] ?? '/';
+    const view = views.get(req.raw);
+    if (!proxies.empty && view !== undefined && view.protocol !== 'https' && !PROBE_PATHS.has(path)) {
+      const where = options.publicUrl ?? 'the HTTPS URL of this server';
+      const message = view.viaProxy
+        ? `Forbidden: requests must reach the proxy over HTTPS (the proxy reported ${view.protocolSource}); use ${where}`
+        : `Forbidden: this server answers plain HTTP only through its trusted proxies (server.trust_proxy); use ${where}`;
+      return reply
+        .code(403)
+        .header('content-type', 'application/json')
+        .send(
+          JSON.stringify(
+            path === MCP_PATH
+              ? jsonRpcError(RPC.server, message)
+              : { error: 'https_required', error_description: message },
+          ),
+        );
+    }
     if (allowedHosts !== null && (hostname === null || !allowedHosts.has(hostname))) {
       const message = `Forbidden: Host ${req.headers.host ?? '(none)'} is not this server (DNS rebinding protection; allowed: ${[...allowedHosts].join(', ')} with any port)`;
       return reply
@@ -224,7 +314,38 @@ export async function startHttpApp(options: HttpAppOptions): Promise<RunningHttp
   const authenticate = async (req: IncomingMessage): Promise<CallerDecision> => {
     if (auth !== undefined) {
       const outcome = await auth.authenticate(req);
-      if (outcome.ok) return { ok: true, caller: outcome.caller };
+      if (outcome.ok) {
+        const limit = await options.limits?.hit(
+          'mcp',
+          mcpLimitKey(outcome.caller.tenant, outcome.caller.clientId),
+        );
+        if (limit !== undefined && !limit.ok) {
+          options.audit?.record({
+            type: 'rate_limit.hit',
+            tenant: outcome.caller.tenant,
+            clientId: outcome.caller.clientId,
+            ip: clientAddress(req),
+            requestId: requestIdOf(req),
+            details: { limit: 'mcp', retryAfterS: limit.retryAfterS },
+          });
+          return {
+            ok: false,
+            status: 429,
+            wwwAuthenticate: '',
+            message: `Too Many Requests: retry after ${limit.retryAfterS} seconds`,
+            headers: { 'retry-after': String(limit.retryAfterS) },
+          };
+        }
+        options.audit?.countUsage(outcome.caller.tenant, outcome.caller.clientId);
+        return { ok: true, caller: outcome.caller };
+      }
+      options.audit?.record({
+        type: 'mcp.unauthorized',
+        ip: clientAddress(req),
+        requestId: requestIdOf(req),
+        tokenHash: outcome.tokenHash,
+        details: { reason: outcome.description, error: outcome.error ?? null, status: outcome.status },
+      });
       return {
         ok: false,
         status: outcome.status,
@@ -276,7 +397,7 @@ export async function startHttpApp(options: HttpAppOptions): Promise<RunningHttp
         return;
       }
       reply.hijack();
-      reply.raw.setHeader('Content-Security-Policy', PAGE_CSP);
+      // HTML pages get PAGE_CSP when their headers go out (see pagePolicyForHtml); JSON keeps API_CSP.
       await auth.handle(request.raw, reply.raw);
     };
     for (const prefix of ['/oauth/*', '/account', '/account/*', '/.well-known/*'])
@@ -289,6 +410,15 @@ export async function startHttpApp(options: HttpAppOptions): Promise<RunningHttp
     origins,
     authenticate,
     missingScope,
+    onForbidden: (req, reason, detail, caller) =>
+      options.audit?.record({
+        type: 'mcp.forbidden',
+        tenant: caller?.tenant,
+        clientId: caller?.clientId,
+        ip: clientAddress(req),
+        requestId: requestIdOf(req),
+        details: reason === 'scope' ? { reason, scope: detail } : { reason, origin: detail },
+      }),
     insufficientScope: (needed) =>
       auth?.challenge(
         { error: 'insufficient_scope', description: `this request needs the ${needed} scope` },

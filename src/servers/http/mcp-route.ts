@@ -44,6 +44,13 @@ export interface McpRouteOptions {
    */
   readonly missingScope?: (message: unknown, caller: CallerContext) => string | null;
   readonly insufficientScope?: (scope: string) => string;
+  /** Told about each 403 (a foreign Origin, a missing scope), for the audit trail. */
+  readonly onForbidden?: (
+    req: IncomingMessage,
+    reason: 'origin' | 'scope',
+    detail: string,
+    caller: CallerContext | undefined,
+  ) => void;
   readonly deps: BaseDependencies;
   readonly defaultTimeZone: string;
   readonly registry: SessionRegistry;
@@ -64,8 +71,11 @@ export type CallerDecision =
   | {
       readonly ok: false;
       readonly status: number;
+      /** '' sends no WWW-Authenticate (a refusal that is not about credentials, e.g. 429). */
       readonly wwwAuthenticate: string;
       readonly message: string;
+      /** Further response headers (e.g. Retry-After with 429). */
+      readonly headers?: Readonly<Record<string, string>>;
     };
 
 function header(req: FastifyRequest, name: string): string | undefined {
@@ -90,6 +100,23 @@ function refuse(
 function parseJson(text: string): unknown {
   if (!text.includes('__proto__')) return JSON.parse(text);
   return JSON.parse(text, (key, value: unknown) => (key === '__proto__' ? undefined : value));
+}
+
+/** How deeply a /mcp body may nest arrays and objects: far beyond any real message, far below a stack's limits. */
+const MAX_JSON_DEPTH = 64;
+
+/** Whether parsed JSON nests arrays/objects deeper than `max` levels (iterative: hostile depth cannot overflow). */
+function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop() as [unknown, number];
+    if (node === null || typeof node !== 'object') continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    }
+  }
+  return false;
 }
 
 function isMessage(m: unknown): boolean {
@@ -147,6 +174,7 @@ export function registerMcpRoute(app: FastifyInstance, options: McpRouteOptions)
     const req = request as McpRequest;
     const origin = header(req, 'origin');
     if (!options.origins.allows(origin)) {
+      options.onForbidden?.(req.raw, 'origin', (origin ?? '').slice(0, 200), undefined);
       return refuse(reply, 403, RPC.server, `Forbidden: Origin ${origin ?? ''} is not allowed`);
     }
     if (origin !== undefined) {
@@ -174,7 +202,8 @@ export function registerMcpRoute(app: FastifyInstance, options: McpRouteOptions)
     const decision = await options.authenticate(req.raw);
     if (!decision.ok) {
       return refuse(reply, decision.status, RPC.server, decision.message, {
-        'www-authenticate': decision.wwwAuthenticate,
+        ...(decision.wwwAuthenticate !== '' ? { 'www-authenticate': decision.wwwAuthenticate } : {}),
+        ...decision.headers,
       });
     }
     req.mcpCaller = decision.caller;
@@ -333,6 +362,14 @@ export function registerMcpRoute(app: FastifyInstance, options: McpRouteOptions)
         } catch {
           return refuse(reply, 400, RPC.parseError, 'Parse error: the body is not valid JSON');
         }
+        if (nestedDeeperThan(body, MAX_JSON_DEPTH)) {
+          return refuse(
+            reply,
+            400,
+            RPC.invalidRequest,
+            `Invalid Request: JSON nested deeper than ${MAX_JSON_DEPTH} levels`,
+          );
+        }
         if (!isJsonRpc(body)) {
           return refuse(
             reply,
@@ -347,6 +384,7 @@ export function registerMcpRoute(app: FastifyInstance, options: McpRouteOptions)
         for (const message of Array.isArray(body) ? body : [body]) {
           const scope = options.missingScope(message, caller);
           if (scope !== null) {
+            options.onForbidden?.(req.raw, 'scope', scope, caller);
             return refuse(reply, 403, RPC.server, `Forbidden: this request needs the ${scope} scope`, {
               'www-authenticate': options.insufficientScope(scope),
             });

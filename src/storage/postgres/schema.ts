@@ -42,7 +42,16 @@ export const TENANT_TABLES = [
   'legacy_imports',
 ] as const;
 /** Tables outside tenancy (authorization-server state): no tenant_id, no RLS, no privileges for the app role. */
-export const SERVER_STATE_TABLES = ['oauth_state', 'users', 'oauth_keys', 'oauth_grant_usage'] as const;
+export const SERVER_STATE_TABLES = [
+  'oauth_state',
+  'users',
+  'oauth_keys',
+  'oauth_grant_usage',
+  'audit_events',
+  'audit_usage_hourly',
+] as const;
+/** Set (SET LOCAL) by the audit trail's prune only: the one transaction allowed to delete from audit_events. */
+export const AUDIT_PRUNE_SETTING = 'mcp_pa.audit_prune';
 /** Taken with pg_advisory_xact_lock while migrating, so replicas starting together migrate one at a time. */
 const MIGRATION_LOCK = '7362813509450117';
 
@@ -418,6 +427,62 @@ CREATE TABLE oauth_grant_usage (
 );
 REVOKE ALL ON TABLE users, oauth_keys, oauth_grant_usage FROM PUBLIC;
 REVOKE ALL ON TABLE users, oauth_keys, oauth_grant_usage FROM ${APP_ROLE};
+`,
+  },
+  {
+    version: 5,
+    name: 'audit trail',
+    // The HTTP mode's security audit trail (src/security/audit.ts). Server state: no tenant_id column (tenant is
+    // what the event is about, not who may read it), no row-level security, nothing for the application role or
+    // PUBLIC. audit_events is append-only: a trigger refuses UPDATE and TRUNCATE always, and DELETE unless the
+    // transaction set ${AUDIT_PRUNE_SETTING} to 'on' (SET LOCAL), which only the retention prune does.
+    // audit_usage_hourly counts /mcp requests per hour, tenant and client ('' when none).
+    sql: `
+CREATE TABLE audit_events (
+  id         bigserial PRIMARY KEY,
+  at         timestamptz NOT NULL DEFAULT now(),
+  type       text NOT NULL,
+  request_id text,
+  tenant     text,
+  client_id  text,
+  ip         text,
+  token_hash text,
+  details    jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_events_at ON audit_events (at);
+CREATE INDEX audit_events_type_at ON audit_events (type, at);
+CREATE INDEX audit_events_tenant_at ON audit_events (tenant, at);
+
+CREATE FUNCTION mcp_pa_audit_append_only() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+  IF TG_OP = 'DELETE' AND current_setting('${AUDIT_PRUNE_SETTING}', true) = 'on' THEN
+    RETURN OLD;
+  END IF;
+  RAISE EXCEPTION 'audit_events is append-only: % refused', TG_OP
+    USING ERRCODE = 'insufficient_privilege',
+          HINT = 'only the retention prune (mcp-pa audit prune) deletes audit events';
+END
+$fn$;
+CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events
+  FOR EACH ROW EXECUTE FUNCTION mcp_pa_audit_append_only();
+CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
+  FOR EACH STATEMENT EXECUTE FUNCTION mcp_pa_audit_append_only();
+
+CREATE TABLE audit_usage_hourly (
+  hour      timestamptz NOT NULL,
+  tenant    text NOT NULL,
+  client_id text NOT NULL DEFAULT '',
+  requests  bigint NOT NULL,
+  PRIMARY KEY (hour, tenant, client_id)
+);
+
+REVOKE ALL ON TABLE audit_events, audit_usage_hourly FROM PUBLIC;
+REVOKE ALL ON TABLE audit_events, audit_usage_hourly FROM ${APP_ROLE};
+REVOKE ALL ON SEQUENCE audit_events_id_seq FROM PUBLIC;
+REVOKE ALL ON SEQUENCE audit_events_id_seq FROM ${APP_ROLE};
 `,
   },
 ];
