@@ -215,7 +215,7 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
           grantCache.clear();
           options.audit?.record({
             type: 'token.revoked',
-            details: { grant: grantId.slice(0, 8), route: 'revocation', token: 'access' },
+            details: { grant: grantId.slice(0, 8), route: 'revocation', revoked: 'access' },
           });
         },
       },
@@ -456,11 +456,12 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
         ['login-account', byAccount],
         ['login-ip', byAddress],
       ] as const) {
-        if (!d.ok) {
+        const lockedS = d.ok ? d.blockedForS : d.retryAfterS;
+        if (lockedS !== undefined) {
           audit(req, res, {
             type: 'auth.lockout',
             clientId,
-            details: { username: name, limit, retryAfterS: d.retryAfterS },
+            details: { username: name, limit, lockedS },
           });
         }
       }

@@ -56,7 +56,12 @@ export const DEFAULT_LIMITS: Readonly<Record<LimitKind, LimitSettings>> = {
   mcp: { points: 600, durationS: 60 },
 };
 
-export type LimitDecision = { readonly ok: true } | { readonly ok: false; readonly retryAfterS: number };
+/**
+ * `blockedForS`: this event was still allowed but used the last point, and the key is now blocked for that many
+ * seconds (a lockout starts).
+ */
+export type LimitDecision =
+  { readonly ok: true; readonly blockedForS?: number } | { readonly ok: false; readonly retryAfterS: number };
 
 export interface AuthRateLimitsOptions {
   /** Per-kind overrides of DEFAULT_LIMITS. */
@@ -208,11 +213,17 @@ export class AuthRateLimits {
       if (!(err instanceof RateLimiterRes)) throw err;
       return { ok: false, retryAfterS: retryAfter(err.msBeforeNext) };
     }
-    const { points, progressive } = this.settings[kind];
-    // The event that used the last point (exactly one, atomically, across replicas) starts a new lockout; it was
-    // itself still within the limit, the next check or hit is refused.
-    if (progressive !== undefined && res.consumedPoints === points) {
-      await this.lockOut(kind, key, progressive.maxBlockS);
+    const { points, progressive, blockS } = this.settings[kind];
+    // The event that used the last point (exactly one, atomically, across replicas) starts the block — a lockout,
+    // growing with each repeat when progressive; it was itself still within the limit, the next check or hit is
+    // refused. (Callers check before they count, so a block that waited for an event over the limit never began.)
+    if (res.consumedPoints === points) {
+      if (progressive !== undefined)
+        return { ok: true, blockedForS: await this.lockOut(kind, key, progressive.maxBlockS) };
+      if (blockS !== undefined && blockS > 0) {
+        await this.limiters[kind].block(key, blockS);
+        return { ok: true, blockedForS: blockS };
+      }
     }
     return { ok: true };
   }
@@ -267,12 +278,13 @@ export class AuthRateLimits {
   }
 
   /** Blocks `key` for the next lockout's duration (doubling within the window). */
-  private async lockOut(kind: LimitKind, key: string, maxBlockS: number): Promise<void> {
+  private async lockOut(kind: LimitKind, key: string, maxBlockS: number): Promise<number> {
     const counter = this.lockouts[kind];
     const first = this.settings[kind].blockS ?? this.settings[kind].durationS;
     let n = 1;
     if (counter !== undefined) n = (await counter.consume(key)).consumedPoints;
     const seconds = Math.min(maxBlockS, first * 2 ** Math.min(n - 1, 40));
     await this.limiters[kind].block(key, seconds);
+    return seconds;
   }
 }

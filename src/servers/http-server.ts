@@ -288,7 +288,7 @@ export async function runHttpServer(
     if (err instanceof StartupError) {
       new AuditLog({ store: null, logger, retentionDays: config.security.audit_retention_days }).record({
         type: 'config.error',
-        details: { message: err.message.slice(0, 500), exitCode: err.exitCode },
+        details: { message: err.message.slice(0, 500), exit: err.exitCode },
       });
     }
     exitWith(err);

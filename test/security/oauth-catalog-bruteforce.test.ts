@@ -2,12 +2,13 @@
  * Catalog line 29 (../shared/design/SECURITY-TESTS.md), brute force, against the real server: 30 bad client
  * secrets at the token endpoint and 30 bad passwords at the sign-in page within a minute end in 429 with
  * Retry-After (a lockout with the same generic message as a wrong password), while another client and another
- * account from the same address are unaffected. Audit rows for these events come with the audit trail (issue 5).
+ * account from the same address are unaffected; the audit trail records each failure, the lockout and the success.
  */
 import { Agent } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpsFetch } from '../support/https.js';
 import { startOAuthFixture, type OAuthFixture, type TestUser } from '../auth/oauth-fixture.js';
+import { queryAudit, type AuditEventType, type StoredAuditEvent } from '../../src/security/audit.js';
 
 const REDIRECT = 'https://app.example/cb';
 
@@ -67,6 +68,7 @@ describe('#29 brute force (PGlite)', () => {
   });
 
   it('#29 Brute force: 30 bad passwords lock the account out with the generic message; another account signs in', async () => {
+    const since = new Date(Date.now() - 1000);
     const user: TestUser = await fx.addUser();
     const other: TestUser = await fx.addUser();
     const browser = fx.browser();
@@ -98,6 +100,25 @@ describe('#29 brute force (PGlite)', () => {
     const ok = await attempt(other.username, other.password);
     expect(ok.status).toBe(303);
     expect(ok.headers.location).toBe('/account/apps');
+
+    // The audit trail shows it: every failure once (wrong password, then "locked"), one lockout, one success
+    // for the other account.
+    const forUser = async (type: AuditEventType) =>
+      (await queryAudit(fx.store, { type, since })).filter((e) => e.details?.['username'] === user.username);
+    let failures: StoredAuditEvent[] = [];
+    for (let i = 0; i < 30 && failures.length < 31; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      failures = await forUser('auth.sign_in.failure');
+    }
+    expect(failures.filter((e) => e.details?.['reason'] === 'credentials')).toHaveLength(10);
+    expect(failures.filter((e) => e.details?.['reason'] === 'locked')).toHaveLength(21);
+    expect(failures.every((e) => e.ip === '127.0.0.1' && typeof e.requestId === 'string')).toBe(true);
+    const lockouts = await forUser('auth.lockout');
+    expect(lockouts).toHaveLength(1);
+    expect(lockouts[0]?.details).toMatchObject({ limit: 'login-account', lockedS: 900 });
+    const successes = await queryAudit(fx.store, { type: 'auth.sign_in.success', since });
+    expect(successes.filter((e) => e.tenant === other.id)).toHaveLength(1);
+    expect(successes.filter((e) => e.tenant === user.id)).toHaveLength(0);
   });
 
   it('a lockout is per address: the same account signs in from another address', async () => {

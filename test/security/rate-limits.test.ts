@@ -86,11 +86,12 @@ afterEach(async () => {
 
 describe('AuthRateLimits in memory', () => {
   it('every kind allows its points, then refuses with the block (or the window) as Retry-After', async () => {
-    // After `points` events, check refuses for the rest of the window; the login lockout blocks at once.
+    // After `points` events, check refuses: for the block where one is set (the event that used the last point
+    // starts it), else for the rest of the window.
     const checked: Record<string, number> = {
       'login-account': 900,
-      'login-ip': 60,
-      'token-failure': 60,
+      'login-ip': 300,
+      'token-failure': 120,
       register: 60,
       authorize: 60,
       mcp: 60,
@@ -115,6 +116,14 @@ describe('AuthRateLimits in memory', () => {
         decisions.every((d) => d.ok),
         kind,
       ).toBe(true);
+      // Only the last allowed event reports the block it started.
+      expect(
+        decisions.slice(0, -1).every((d) => d.ok && d.blockedForS === undefined),
+        kind,
+      ).toBe(true);
+      expect(decisions.at(-1), kind).toEqual(
+        DEFAULT_LIMITS[kind].blockS ? { ok: true, blockedForS: DEFAULT_LIMITS[kind].blockS } : { ok: true },
+      );
       expect(await limits.check(kind, 'k1'), kind).toEqual({ ok: false, retryAfterS: checked[kind] });
       expect(await limits.hit(kind, 'k1'), kind).toEqual({ ok: false, retryAfterS: over[kind] });
       expect(await limits.check(kind, 'k1'), kind).toEqual({ ok: false, retryAfterS: over[kind] });
