@@ -700,6 +700,12 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
       return;
     }
     if (action === 'signup' && options.allowSignup) {
+      // Accounts are made at most as fast as client registrations, per address.
+      const limited = await limits.hit('register', clientAddress(req));
+      if (!limited.ok) {
+        tooMany(req, res, limited.retryAfterS, true, 'signup');
+        return;
+      }
       const username = form.get('username') ?? '';
       try {
         const account = await accounts.create(username, form.get('password') ?? '');

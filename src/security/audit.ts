@@ -210,6 +210,7 @@ function errorText(err: unknown): string {
 
 export class AuditLog {
   readonly logger: Logger;
+  private readonly eventLogger: Logger;
   private readonly store: PostgresStore | null;
   private readonly retentionDays: number;
   private readonly maxQueue: number;
@@ -244,6 +245,13 @@ export class AuditLog {
     this.incidents = incidents;
     this.store = options.store;
     this.logger = options.logger;
+    // Audit lines are written at info, but are kept even when the log level is warn or error (only "silent"
+    // silences them): an operator turning logs down must not lose the security trail from the stream.
+    const level = options.logger.level;
+    this.eventLogger =
+      level === 'silent' || options.logger.isLevelEnabled('info')
+        ? options.logger
+        : options.logger.child({}, { level: 'info' });
     this.retentionDays = options.retentionDays;
     this.now = options.now ?? (() => new Date());
     if (flushIntervalMs > 0 && this.store !== null) {
@@ -363,7 +371,7 @@ export class AuditLog {
       details: cleanDetails(event.details),
     };
     const at = this.now();
-    this.logger.info({ audit: clean }, 'audit');
+    this.eventLogger.info({ audit: clean }, 'audit');
     if (!this.closed && this.store !== null) {
       this.queue.push({
         at: at.toISOString(),

@@ -676,3 +676,37 @@ describe('audit trail without a database, options and parseSince', () => {
     expect(() => parseSince('soon', now)).toThrow(/\(got "soon"\)/);
   });
 });
+
+describe('audit lines in the log stream', () => {
+  it('are written even when the log level is warn, and not when it is silent', async () => {
+    const { createLogger } = await import('../../src/observability/logger.js');
+    const { AuditLog } = await import('../../src/security/audit.js');
+    const { Writable } = await import('node:stream');
+    const capture = (level: string) => {
+      let text = '';
+      const logger = createLogger(
+        level,
+        new Writable({
+          write(chunk: Buffer, _e, done) {
+            text += chunk.toString('utf8');
+            done();
+          },
+        }),
+      );
+      return { logger, text: () => text };
+    };
+    const warn = capture('warn');
+    new AuditLog({ store: null, logger: warn.logger, retentionDays: 1, flushIntervalMs: 0 }).record({
+      type: 'auth.lockout',
+      details: { username: 'alice' },
+    });
+    warn.logger.info('an ordinary info line');
+    expect(warn.text()).toContain('"type":"auth.lockout"');
+    expect(warn.text()).not.toContain('an ordinary info line');
+    const silent = capture('silent');
+    new AuditLog({ store: null, logger: silent.logger, retentionDays: 1, flushIntervalMs: 0 }).record({
+      type: 'auth.lockout',
+    });
+    expect(silent.text()).toBe('');
+  });
+});
