@@ -280,6 +280,24 @@ export class AuditLog {
   }
 
   /** Counts one /mcp request for the hourly usage counters (written on flush, added to the stored count). */
+  /**
+   * A token accepted at /mcp from an address: no event is written (that would be one row per request), but the
+   * token_spread rule sees it, so a stolen token used successfully from several addresses raises an incident.
+   */
+  observeToken(tokenHash: string, ip: string, who: { tenant?: string; clientId?: string } = {}): void {
+    if (typeof tokenHash !== 'string' || typeof ip !== 'string' || tokenHash === '' || ip === '') return;
+    const event: Clean = {
+      type: 'mcp.unauthorized',
+      requestId: undefined,
+      tenant: who.tenant,
+      clientId: who.clientId,
+      ip,
+      tokenHash,
+      details: {},
+    };
+    this.tokenSpread(event, tokenHash, ip, this.now().getTime());
+  }
+
   countUsage(tenant: string, clientId: string | undefined): void {
     if (this.closed || this.store === null || typeof tenant !== 'string' || tenant.length === 0) return;
     const hour = new Date(Math.floor(this.now().getTime() / HOUR_MS) * HOUR_MS).toISOString();

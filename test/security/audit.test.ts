@@ -710,3 +710,39 @@ describe('audit lines in the log stream', () => {
     expect(silent.text()).toBe('');
   });
 });
+
+describe('a token accepted from several addresses', () => {
+  it('raises one token_spread incident, though accepted requests write no event of their own', async () => {
+    const { createLogger } = await import('../../src/observability/logger.js');
+    const { AuditLog } = await import('../../src/security/audit.js');
+    const { Writable } = await import('node:stream');
+    let text = '';
+    const logger = createLogger(
+      'info',
+      new Writable({
+        write(chunk: Buffer, _e, done) {
+          text += chunk.toString('utf8');
+          done();
+        },
+      }),
+    );
+    const audit = new AuditLog({ store: null, logger, retentionDays: 1, flushIntervalMs: 0 });
+    audit.observeToken('hash-of-a-token', '192.0.2.1', { tenant: 'u1' });
+    audit.observeToken('hash-of-a-token', '192.0.2.1', { tenant: 'u1' });
+    audit.observeToken('hash-of-a-token', '192.0.2.2', { tenant: 'u1' });
+    expect(text).toBe('');
+    audit.observeToken('hash-of-a-token', '192.0.2.3', { tenant: 'u1' });
+    audit.observeToken('hash-of-a-token', '192.0.2.4', { tenant: 'u1' });
+    const lines = text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { audit: { type: string; tokenHash: string; details: { rule: string } } });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]?.audit).toMatchObject({
+      type: 'security.incident',
+      tokenHash: 'hash-of-a-token',
+      details: { rule: 'token_spread' },
+    });
+    await audit.close();
+  });
+});

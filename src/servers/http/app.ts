@@ -70,7 +70,7 @@ export interface HttpAppOptions {
    */
   auth?: (urls: { issuer: string; resource: string }) => Promise<HttpAuth>;
   /** The audit trail: 401/403/429 at /mcp, and per user-and-client usage counters. */
-  audit?: Pick<AuditLog, 'record' | 'countUsage'>;
+  audit?: Pick<AuditLog, 'record' | 'countUsage' | 'observeToken'>;
   /** Per user-and-client limit on /mcp (AuthRateLimits): counted after each successful authentication. */
   limits?: { hit(kind: 'mcp', key: string): Promise<LimitDecision> };
   logger: Logger;
@@ -337,6 +337,10 @@ export async function startHttpApp(options: HttpAppOptions): Promise<RunningHttp
           };
         }
         options.audit?.countUsage(outcome.caller.tenant, outcome.caller.clientId);
+        options.audit?.observeToken(outcome.tokenHash, clientAddress(req), {
+          tenant: outcome.caller.tenant,
+          ...(outcome.caller.clientId !== undefined ? { clientId: outcome.caller.clientId } : {}),
+        });
         return { ok: true, caller: outcome.caller };
       }
       options.audit?.record({
