@@ -220,6 +220,15 @@ describe('mcp-pa serve: startup errors are clear and immediate (exit 2, nothing 
     expect(stderr).toContain('OAuth needs HTTPS');
     expect(stderr).toContain('mcp-pa serve --dev');
     expect(stderr).toContain('authentication.enabled to false');
+    // The refusal is an audit event in the log stream (JSON), once.
+    const audited = stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{') && l.includes('"msg":"audit"'))
+      .map((l) => JSON.parse(l) as { audit: { type: string; details: { message: string; exit: number } } });
+    expect(audited).toHaveLength(1);
+    expect(audited[0]?.audit.type).toBe('config.error');
+    expect(audited[0]?.audit.details.exit).toBe(2);
+    expect(audited[0]?.audit.details.message).toContain('OAuth needs HTTPS');
   });
 
   it('a certificate file that is not PEM is named', async () => {
