@@ -14,13 +14,8 @@ import {
   PASSWORD_RULES,
   verifyPassword,
 } from '../../src/auth/passwords.js';
-import { openPostgresStore, type PostgresStore } from '../../src/storage/postgres/postgres-store.js';
-import {
-  createTestDatabase,
-  describeWithServer,
-  quietLogger,
-  type TestDatabase,
-} from '../support/postgres.js';
+import type { PostgresStore } from '../../src/storage/postgres/postgres-store.js';
+import { describeWithServer, openPgliteStore, openServerStore } from '../support/postgres.js';
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -398,29 +393,9 @@ function accountSuite(open: () => Promise<Harness>): void {
 }
 
 describe('accounts on PGlite', () => {
-  accountSuite(async () => {
-    const store = await openPostgresStore(
-      { kind: 'pglite', dataDir: null },
-      { logger: quietLogger, vectorDimensions: null },
-    );
-    return { store, close: () => store.close() };
-  });
+  accountSuite(openPgliteStore);
 });
 
 describeWithServer('accounts on the PostgreSQL server', () => {
-  let db: TestDatabase;
-  accountSuite(async () => {
-    db = await createTestDatabase();
-    const store = await openPostgresStore(
-      { kind: 'postgresql', connectionString: db.url, poolSize: 4 },
-      { logger: quietLogger, vectorDimensions: null },
-    );
-    return {
-      store,
-      close: async () => {
-        await store.close();
-        await db.drop();
-      },
-    };
-  });
+  accountSuite(openServerStore);
 });

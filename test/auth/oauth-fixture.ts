@@ -407,3 +407,22 @@ export class SecretWatch {
     return this.seen.size;
   }
 }
+
+/** The JSON-RPC messages of an /mcp answer: its JSON body, or the data lines of its SSE stream. */
+export function mcpMessages(res: RawResponse): Record<string, unknown>[] {
+  const type = String(res.headers['content-type'] ?? '');
+  if (type.includes('text/event-stream')) {
+    return res.text
+      .split('\n')
+      .filter((l) => l.startsWith('data:'))
+      .map((l) => l.slice(5).trim())
+      .filter((l) => l.length > 0)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+  if (res.json !== null && typeof res.json === 'object') {
+    return Array.isArray(res.json)
+      ? (res.json as Record<string, unknown>[])
+      : [res.json as Record<string, unknown>];
+  }
+  return [];
+}

@@ -11,14 +11,9 @@ import {
   sweepExpired,
   type OidcAdapterClass,
 } from '../../src/auth/oidc-adapter.js';
-import { openPostgresStore, type PostgresStore } from '../../src/storage/postgres/postgres-store.js';
+import type { PostgresStore } from '../../src/storage/postgres/postgres-store.js';
 import { APP_ROLE } from '../../src/storage/postgres/schema.js';
-import {
-  createTestDatabase,
-  describeWithServer,
-  quietLogger,
-  type TestDatabase,
-} from '../support/postgres.js';
+import { describeWithServer, quietLogger, openPgliteStore, openServerStore } from '../support/postgres.js';
 
 /** Fresh ids per test, so tests sharing one database never see each other's rows. */
 const fresh = (prefix: string): string => `${prefix}-${randomUUID()}`;
@@ -363,29 +358,9 @@ function adapterSuite(open: () => Promise<{ store: PostgresStore; close: () => P
 }
 
 describe('oidc adapter on PGlite', () => {
-  adapterSuite(async () => {
-    const store = await openPostgresStore(
-      { kind: 'pglite', dataDir: null },
-      { logger: quietLogger, vectorDimensions: null },
-    );
-    return { store, close: () => store.close() };
-  });
+  adapterSuite(openPgliteStore);
 });
 
 describeWithServer('oidc adapter on the PostgreSQL server', () => {
-  let db: TestDatabase;
-  adapterSuite(async () => {
-    db = await createTestDatabase();
-    const store = await openPostgresStore(
-      { kind: 'postgresql', connectionString: db.url, poolSize: 4 },
-      { logger: quietLogger, vectorDimensions: null },
-    );
-    return {
-      store,
-      close: async () => {
-        await store.close();
-        await db.drop();
-      },
-    };
-  });
+  adapterSuite(openServerStore);
 });

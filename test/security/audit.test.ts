@@ -19,14 +19,9 @@ import {
   type AuditLogOptions,
   type StoredAuditEvent,
 } from '../../src/security/audit.js';
-import { openPostgresStore, type PostgresStore } from '../../src/storage/postgres/postgres-store.js';
+import type { PostgresStore } from '../../src/storage/postgres/postgres-store.js';
 import { APP_ROLE } from '../../src/storage/postgres/schema.js';
-import {
-  createTestDatabase,
-  describeWithServer,
-  quietLogger,
-  type TestDatabase,
-} from '../support/postgres.js';
+import { describeWithServer, quietLogger, openPgliteStore, openServerStore } from '../support/postgres.js';
 
 type Json = Record<string, unknown>;
 
@@ -602,31 +597,11 @@ function auditSuite(open: () => Promise<{ store: PostgresStore; close: () => Pro
 }
 
 describe('audit trail on PGlite', () => {
-  auditSuite(async () => {
-    const store = await openPostgresStore(
-      { kind: 'pglite', dataDir: null },
-      { logger: quietLogger, vectorDimensions: null },
-    );
-    return { store, close: () => store.close() };
-  });
+  auditSuite(openPgliteStore);
 });
 
 describeWithServer('audit trail on the PostgreSQL server', () => {
-  let db: TestDatabase;
-  auditSuite(async () => {
-    db = await createTestDatabase();
-    const store = await openPostgresStore(
-      { kind: 'postgresql', connectionString: db.url, poolSize: 4 },
-      { logger: quietLogger, vectorDimensions: null },
-    );
-    return {
-      store,
-      close: async () => {
-        await store.close();
-        await db.drop();
-      },
-    };
-  });
+  auditSuite(openServerStore);
 });
 
 describe('audit trail without a database, options and parseSince', () => {

@@ -40,6 +40,7 @@ import {
   type Browser,
   type OAuthFixture,
   type TestUser,
+  mcpMessages,
 } from '../auth/oauth-fixture.js';
 import { rawRequest, type RawResponse } from '../support/https.js';
 
@@ -150,25 +151,7 @@ async function mcpPost(
     body: typeof body === 'string' ? body : JSON.stringify(body),
     ca: fx.ca.cert,
   });
-  return { ...res, messages: messagesOf(res) };
-}
-
-function messagesOf(res: RawResponse): Record<string, unknown>[] {
-  const type = String(res.headers['content-type'] ?? '');
-  if (type.includes('text/event-stream')) {
-    return res.text
-      .split('\n')
-      .filter((l) => l.startsWith('data:'))
-      .map((l) => l.slice(5).trim())
-      .filter((l) => l.length > 0)
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  }
-  if (res.json !== null && typeof res.json === 'object') {
-    return Array.isArray(res.json)
-      ? (res.json as Record<string, unknown>[])
-      : [res.json as Record<string, unknown>];
-  }
-  return [];
+  return { ...res, messages: mcpMessages(res) };
 }
 
 const initialize = (id = 1): Record<string, unknown> => ({

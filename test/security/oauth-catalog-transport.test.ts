@@ -19,7 +19,13 @@ import { accessSync, constants } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pkcePair, startOAuthFixture, type OAuthFixture, type TestUser } from '../auth/oauth-fixture.js';
+import {
+  pkcePair,
+  startOAuthFixture,
+  type OAuthFixture,
+  type TestUser,
+  mcpMessages,
+} from '../auth/oauth-fixture.js';
 import { tempDir } from '../support/helpers.js';
 import { rawRequest, type RawResponse } from '../support/https.js';
 
@@ -99,24 +105,6 @@ interface McpResponse extends RawResponse {
   readonly ms: number;
 }
 
-function messagesOf(res: RawResponse): Record<string, unknown>[] {
-  const type = String(res.headers['content-type'] ?? '');
-  if (type.includes('text/event-stream')) {
-    return res.text
-      .split('\n')
-      .filter((l) => l.startsWith('data:'))
-      .map((l) => l.slice(5).trim())
-      .filter((l) => l.length > 0)
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  }
-  if (res.json !== null && typeof res.json === 'object') {
-    return Array.isArray(res.json)
-      ? (res.json as Record<string, unknown>[])
-      : [res.json as Record<string, unknown>];
-  }
-  return [];
-}
-
 /** One raw POST to /mcp, the body sent as given (strings and buffers as they are, anything else as JSON). */
 async function mcpPost(
   fx: OAuthFixture,
@@ -137,7 +125,7 @@ async function mcpPost(
     body: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body),
     ca: fx.ca.cert,
   });
-  return { ...res, messages: messagesOf(res), ms: Date.now() - started };
+  return { ...res, messages: mcpMessages(res), ms: Date.now() - started };
 }
 
 interface ToolAnswer {

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { describe } from 'vitest';
 import { createLogger } from '../../src/observability/logger.js';
+import { openPostgresStore, type PostgresStore } from '../../src/storage/postgres/index.js';
 
 export const TEST_DATABASE_URL: string | undefined = process.env['MCP_PA_TEST_DATABASE_URL'] || undefined;
 
@@ -69,6 +70,36 @@ export async function createTestDatabase(options: { vector?: boolean } = {}): Pr
         );
         await c.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
       });
+    },
+  };
+}
+
+export interface OpenedStore {
+  readonly store: PostgresStore;
+  close(): Promise<void>;
+}
+
+/** A fresh in-memory PGlite store (no vector index), for suites that run on every machine. */
+export async function openPgliteStore(): Promise<OpenedStore> {
+  const store = await openPostgresStore(
+    { kind: 'pglite', dataDir: null },
+    { logger: quietLogger, vectorDimensions: null },
+  );
+  return { store, close: () => store.close() };
+}
+
+/** A store on a new database of the real server (MCP_PA_TEST_DATABASE_URL), dropped on close. */
+export async function openServerStore(): Promise<OpenedStore> {
+  const db = await createTestDatabase();
+  const store = await openPostgresStore(
+    { kind: 'postgresql', connectionString: db.url, poolSize: 4 },
+    { logger: quietLogger, vectorDimensions: null },
+  );
+  return {
+    store,
+    close: async () => {
+      await store.close();
+      await db.drop();
     },
   };
 }
