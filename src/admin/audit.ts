@@ -3,7 +3,6 @@
  * audit trail (src/security/audit.ts) in HTTP mode's database. The first shows the events, newest first; prune
  * deletes those older than security.audit_retention_days (running servers also do so daily).
  */
-import { parseArgs } from 'node:util';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import {
@@ -16,7 +15,16 @@ import {
   type StoredAuditEvent,
 } from '../security/audit.js';
 import type { PostgresStore } from '../storage/postgres/index.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, formatTable, shortTime, UsageError } from './common.js';
+import {
+  EXIT_FAILURE,
+  EXIT_OK,
+  EXIT_USAGE,
+  formatTable,
+  shortTime,
+  UsageError,
+  parseOptions,
+  wholeNumberOption,
+} from './common.js';
 import type { AdminIo } from './index.js';
 import { openAdminStore } from './store.js';
 
@@ -43,26 +51,8 @@ const QUERY_OPTIONS = {
   json: { type: 'boolean' },
 } as const;
 
-function parse(
-  args: string[],
-  options: Record<string, { type: 'string' | 'boolean' }>,
-): Record<string, string | boolean | undefined> {
-  try {
-    const { values, positionals } = parseArgs({ args, options, strict: true, allowPositionals: true });
-    if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals.join(' ')}"`);
-    return values as Record<string, string | boolean | undefined>;
-  } catch (err) {
-    if (err instanceof UsageError) throw err;
-    throw new UsageError((err as Error).message);
-  }
-}
-
 function parseLimit(text: string): number {
-  const value = /^\d+$/.test(text.trim()) ? Number(text.trim()) : Number.NaN;
-  if (!Number.isSafeInteger(value) || value < 1 || value > MAX_QUERY_LIMIT) {
-    throw new UsageError(`--limit must be a whole number from 1 to ${MAX_QUERY_LIMIT} (got "${text}")`);
-  }
-  return value;
+  return wholeNumberOption(text, '--limit', MAX_QUERY_LIMIT);
 }
 
 function parseType(text: string): string {
@@ -117,7 +107,7 @@ function render(events: readonly StoredAuditEvent[]): string {
 }
 
 async function show(args: string[], config: Config, io: AdminIo, logger: Logger): Promise<number> {
-  const values = parse(args, QUERY_OPTIONS);
+  const values = parseOptions(args, QUERY_OPTIONS);
   const query: AuditQuery = {};
   if (typeof values['since'] === 'string') {
     try {
@@ -152,7 +142,7 @@ async function show(args: string[], config: Config, io: AdminIo, logger: Logger)
 }
 
 async function prune(args: string[], config: Config, io: AdminIo, logger: Logger): Promise<number> {
-  parse(args, {});
+  parseOptions(args, {});
   const days = config.security.audit_retention_days;
   const deleted = await withStore(config, logger, async (store) => {
     const audit = new AuditLog({ store, logger, retentionDays: days, flushIntervalMs: 0 });

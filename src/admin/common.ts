@@ -1,4 +1,5 @@
-/** What the admin commands (users, keys, clients) share: exit codes, error kinds, table and time formatting. */
+/** What the admin commands (users, keys, clients, audit) share: exit codes, errors, option parsing, tables. */
+import { parseArgs } from 'node:util';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import { AuditLog, type AuditEvent } from '../security/audit.js';
@@ -48,4 +49,33 @@ export async function recordAdminEvent(
   });
   audit.record({ ...event, details: { ...event.details, via: 'cli' } });
   await audit.close();
+}
+
+/** Parses a command's options strictly (no positional arguments); a mistake is a UsageError naming it. */
+export function parseOptions(
+  args: string[],
+  options: Record<string, { type: 'string' | 'boolean' }>,
+): Record<string, string | boolean | undefined> {
+  try {
+    const { values, positionals } = parseArgs({ args, options, strict: true, allowPositionals: true });
+    if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals.join(' ')}"`);
+    return values as Record<string, string | boolean | undefined>;
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/** An option's value as a whole number from 1 to `max`, or a UsageError naming the option (`what` says the unit). */
+export function wholeNumberOption(
+  text: string,
+  option: string,
+  max: number,
+  what = 'a whole number',
+): number {
+  const value = /^\d+$/.test(text.trim()) ? Number(text.trim()) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < 1 || value > max) {
+    throw new UsageError(`${option} must be ${what} from 1 to ${max} (got "${text}")`);
+  }
+  return value;
 }

@@ -6,14 +6,22 @@
  * access-token lifetime plus 5 minutes, so every token it signed expires before it leaves the JWKS). Running
  * servers notice the new set within 30 seconds.
  */
-import { parseArgs } from 'node:util';
 import { KeyDecryptionError, KeyStore, MAX_OVERLAP_SECONDS } from '../auth/keys.js';
 import { loadOrCreateSecret } from '../auth/secret.js';
 import { isLoopbackHost } from '../servers/http-preflight.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { PostgresStore } from '../storage/postgres/postgres-store.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, formatTable, recordAdminEvent, UsageError } from './common.js';
+import {
+  EXIT_FAILURE,
+  EXIT_OK,
+  EXIT_USAGE,
+  formatTable,
+  recordAdminEvent,
+  UsageError,
+  parseOptions,
+  wholeNumberOption,
+} from './common.js';
 import type { AdminIo } from './index.js';
 import { openAdminStore } from './store.js';
 
@@ -26,29 +34,8 @@ const USAGE = `usage: mcp-pa keys list [--json]
   rotate    make a new active key; the previous one stays published for --overlap seconds
             (default: authentication.token_expiry + ${OVERLAP_MARGIN_SECONDS})`;
 
-function parse(
-  args: string[],
-  options: Record<string, { type: 'string' | 'boolean' }>,
-): Record<string, string | boolean | undefined> {
-  try {
-    const { values, positionals } = parseArgs({ args, options, strict: true, allowPositionals: true });
-    if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals.join(' ')}"`);
-    return values as Record<string, string | boolean | undefined>;
-  } catch (err) {
-    if (err instanceof UsageError) throw err;
-    throw new UsageError((err as Error).message);
-  }
-}
-
-/** The --overlap value: whole seconds from 1 to MAX_OVERLAP_SECONDS. */
 function parseOverlap(text: string): number {
-  const value = /^\d+$/.test(text.trim()) ? Number(text.trim()) : Number.NaN;
-  if (!Number.isSafeInteger(value) || value < 1 || value > MAX_OVERLAP_SECONDS) {
-    throw new UsageError(
-      `--overlap must be a whole number of seconds from 1 to ${MAX_OVERLAP_SECONDS} (got "${text}")`,
-    );
-  }
-  return value;
+  return wholeNumberOption(text, '--overlap', MAX_OVERLAP_SECONDS, 'a whole number of seconds');
 }
 
 function table(rows: string[][]): string {
@@ -78,7 +65,7 @@ async function withKeyStore<T>(
 }
 
 async function list(args: string[], config: Config, io: AdminIo, logger: Logger): Promise<number> {
-  const values = parse(args, { json: { type: 'boolean' } });
+  const values = parseOptions(args, { json: { type: 'boolean' } });
   const keys = await withKeyStore(config, logger, (k) => k.list());
   if (values['json'] === true) {
     io.stdout.write(`${JSON.stringify(keys, null, 2)}\n`);
@@ -95,7 +82,7 @@ async function list(args: string[], config: Config, io: AdminIo, logger: Logger)
 }
 
 async function rotate(args: string[], config: Config, io: AdminIo, logger: Logger): Promise<number> {
-  const values = parse(args, { overlap: { type: 'string' } });
+  const values = parseOptions(args, { overlap: { type: 'string' } });
   const tokenExpiry = config.authentication.token_expiry;
   const overlapText = values['overlap'];
   const overlap =
