@@ -31,6 +31,7 @@ import {
 import {
   createAuthorizationServer,
   INTERACTION_PREFIX,
+  authorizationDefaults,
   isOperatorClient,
   OAUTH_PREFIX,
   ROUTES,
@@ -939,7 +940,16 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
         if (path.startsWith(`${OAUTH_PREFIX}/`)) {
           if (!(await admit(req, res, path))) return;
           if (req.method === 'POST' && CLIENT_AUTH_ROUTES.has(path)) {
-            const replay = await checkedClientAuthBody(req, res);
+            const replay = await checkedClientAuthBody(req, res, (form) => {
+              // A pushed authorization request gets the same defaults as one in the query.
+              if (path !== ROUTES.pushed_authorization_request) return false;
+              const changes = authorizationDefaults(
+                (k) => form.get(k) ?? undefined,
+                options.pkceMethods.includes('plain'),
+              );
+              for (const [k, v] of changes) form.set(k, v);
+              return changes.length > 0;
+            });
             if (replay) callback(replay, res);
             return;
           }
@@ -997,6 +1007,7 @@ const CLIENT_AUTH_BODY_LIMIT = 56 * 1024;
 async function checkedClientAuthBody(
   req: IncomingMessage,
   res: ServerResponse,
+  rewrite: (form: URLSearchParams) => boolean,
 ): Promise<IncomingMessage | null> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -1008,7 +1019,7 @@ async function checkedClientAuthBody(
     }
     chunks.push(chunk as Buffer);
   }
-  const body = Buffer.concat(chunks);
+  let body = Buffer.concat(chunks);
   const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
   if (
     type === 'application/x-www-form-urlencoded' &&
@@ -1029,6 +1040,14 @@ async function checkedClientAuthBody(
     }
     return null;
   }
+  let headers = req.headers;
+  if (type === 'application/x-www-form-urlencoded') {
+    const form = new URLSearchParams(body.toString('utf8'));
+    if (rewrite(form)) {
+      body = Buffer.from(form.toString(), 'utf8');
+      headers = { ...req.headers, 'content-length': String(body.length) };
+    }
+  }
   const replay = new PassThrough() as PassThrough & Record<string, unknown>;
   for (const key of [
     'headers',
@@ -1044,6 +1063,7 @@ async function checkedClientAuthBody(
   ] as const) {
     replay[key] = (req as unknown as Record<string, unknown>)[key];
   }
+  replay['headers'] = headers;
   replay['connection'] = req.socket;
   replay['complete'] = true;
   replay.end(body);

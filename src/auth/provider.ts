@@ -487,21 +487,33 @@ type KoaContextWithQuery = KoaContextLike & { query: Record<string, string | str
 /** A missing scope becomes both resource scopes; a `plain` PKCE challenge becomes its S256 form when allowed. */
 function rewriteAuthorizationQuery(ctx: KoaContextWithQuery, allowPlain: boolean): void {
   const query = { ...ctx.query };
-  let changed = false;
-  if (query['scope'] === undefined && query['request_uri'] === undefined) {
-    query['scope'] = RESOURCE_SCOPES.join(' ');
-    changed = true;
+  const params = new Map<string, string | undefined>(
+    Object.entries(query).map(([k, v]) => [k, typeof v === 'string' ? v : undefined]),
+  );
+  const changes = authorizationDefaults((k) => params.get(k), allowPlain);
+  if (changes.length === 0) return;
+  for (const [k, v] of changes) query[k] = v;
+  ctx.query = query;
+}
+
+/**
+ * What an authorization request (query, POST form or pushed request) gets before the library sees it: both
+ * resource scopes when it names no scope (the library would otherwise end it in access_denied), and — only
+ * when `plain` PKCE is allowed — a plain challenge turned into its S256 form (the verifier then matches as is).
+ */
+export function authorizationDefaults(
+  get: (name: string) => string | undefined,
+  allowPlain: boolean,
+): [string, string][] {
+  const changes: [string, string][] = [];
+  if (get('scope') === undefined && get('request_uri') === undefined) {
+    changes.push(['scope', RESOURCE_SCOPES.join(' ')]);
   }
-  if (
-    allowPlain &&
-    query['code_challenge_method'] === 'plain' &&
-    typeof query['code_challenge'] === 'string'
-  ) {
-    query['code_challenge'] = s256(query['code_challenge']);
-    query['code_challenge_method'] = 'S256';
-    changed = true;
+  const challenge = get('code_challenge');
+  if (allowPlain && get('code_challenge_method') === 'plain' && challenge !== undefined) {
+    changes.push(['code_challenge', s256(challenge)], ['code_challenge_method', 'S256']);
   }
-  if (changed) ctx.query = query;
+  return changes;
 }
 
 function s256(verifier: string): string {

@@ -130,6 +130,27 @@ describe('authorization server features (PGlite)', () => {
     expect(new URL(String(done.location)).searchParams.get('state')).toBe('par-state');
     const tokens = await exchange(fx, clientId, String(done.location), verifier);
     expect(decodeJwt(tokens['access_token'] as string)['scope']).toBe('pa.read');
+
+    // A pushed request without scope gets both resource scopes, as one in the query does.
+    const second = await pkcePair();
+    const noScope = await fx.fetch(
+      `${fx.origin}/oauth/par`,
+      form({
+        response_type: 'code',
+        client_id: clientId,
+        redirect_uri: REDIRECT,
+        state: 'par-2',
+        code_challenge: second.challenge,
+        code_challenge_method: 'S256',
+        resource: fx.resource,
+      }),
+    );
+    const pushed2 = (await noScope.json()) as { request_uri: string };
+    expect(noScope.status, JSON.stringify(pushed2)).toBe(201);
+    const url2 = `${fx.origin}/oauth/authorize?client_id=${encodeURIComponent(clientId)}&request_uri=${encodeURIComponent(pushed2.request_uri)}`;
+    const done2 = await fx.browser().authorize(url2, fx.origin, user);
+    const tokens2 = await exchange(fx, clientId, String(done2.location), second.verifier);
+    expect(decodeJwt(tokens2['access_token'] as string)['scope']).toBe('pa.read pa.write');
   });
 
   it('RFC 7592: the registration can be read, updated and deleted with its registration access token', async () => {
