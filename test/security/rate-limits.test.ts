@@ -274,13 +274,15 @@ describeWithRedis('AuthRateLimits on Redis', () => {
     expect(await a.waitForRedis(3000)).toBe(true);
     expect(await b.waitForRedis(3000)).toBe(true);
     expect(await a.hit('login-account', 'ip|dave')).toEqual({ ok: true });
-    expect(await b.hit('login-account', 'ip|dave')).toEqual({ ok: true });
+    // The other replica's failure uses the last point: it starts the (first, 1 s) lockout and says so.
+    expect(await b.hit('login-account', 'ip|dave')).toEqual({ ok: true, blockedForS: 1 });
     expect(await a.check('login-account', 'ip|dave')).toEqual({ ok: false, retryAfterS: 1 });
     expect(await b.check('login-account', 'ip|dave')).toEqual({ ok: false, retryAfterS: 1 });
     expect(await a.hit('login-account', 'ip|dave')).toEqual({ ok: false, retryAfterS: 1 });
     await until(async () => (await b.check('login-account', 'ip|dave')).ok, 5_000);
     expect(await b.hit('login-account', 'ip|dave')).toEqual({ ok: true });
-    expect(await a.hit('login-account', 'ip|dave')).toEqual({ ok: true });
+    // The second lockout, counted across both replicas, is twice as long.
+    expect(await a.hit('login-account', 'ip|dave')).toEqual({ ok: true, blockedForS: 2 });
     expect(await b.check('login-account', 'ip|dave')).toEqual({ ok: false, retryAfterS: 2 });
     expect(await a.check('login-account', 'ip|dave')).toEqual({ ok: false, retryAfterS: 2 });
     expect(await keysUnder(`${keyPrefix}:login-account-lockouts:`)).toHaveLength(1);
