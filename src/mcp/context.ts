@@ -8,6 +8,9 @@ export interface CallerContext {
   readonly tenant: string;
   readonly scopes: ReadonlySet<string>;
   readonly clientId?: string | undefined;
+  /** Where the request came from and its id (HTTP mode), for the audit trail. */
+  readonly address?: string | undefined;
+  readonly requestId?: string | undefined;
 }
 
 export const LOCAL_CALLER: CallerContext = {
@@ -42,4 +45,9 @@ export interface McpDependencies {
    * null to offer none.
    */
   readonly completionTenant: string | null;
+  /**
+   * Told when a tool names a record the caller does not have — another tenant's id looks exactly like an id that
+   * does not exist, and both are refused alike — so the HTTP server can audit it.
+   */
+  readonly onNotFound?: ((caller: CallerContext, tool: string, field: string | undefined) => void) | undefined;
 }

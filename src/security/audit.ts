@@ -40,6 +40,7 @@ export const AUDIT_EVENT_TYPES = [
   'client.removed',
   'mcp.unauthorized',
   'mcp.forbidden',
+  'mcp.not_found',
   'rate_limit.hit',
   'csrf.failure',
   'keys.rotated',

@@ -164,7 +164,22 @@ export async function startHttpApplication(input: {
       shutdownGraceMs: server.shutdown_grace_s * 1000,
       ...(config.server.public_url !== undefined ? { publicUrl: config.server.public_url } : {}),
       trustProxy: server.trust_proxy,
-      mcp: { assistant, hub, logger, version: VERSION },
+      mcp: {
+        assistant,
+        hub,
+        logger,
+        version: VERSION,
+        // A record id the caller does not have (another tenant's, or none): refused like any unknown id, audited.
+        onNotFound: (caller, tool, field) =>
+          audit.record({
+            type: 'mcp.not_found',
+            tenant: caller.tenant,
+            clientId: caller.clientId,
+            ip: caller.address,
+            requestId: caller.requestId,
+            details: { tool, field: field ?? null },
+          }),
+      },
       defaultTimeZone: config.assistant.timezone ?? systemTimeZone(),
       readiness: () => store.readiness(),
       ...(limits !== undefined ? { limits } : {}),

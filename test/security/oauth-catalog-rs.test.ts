@@ -8,6 +8,7 @@
  * that the claim checks (expiry, audience, issuer, type) are exercised by themselves rather than hidden behind
  * the signature check.
  */
+import { queryAudit, type StoredAuditEvent } from '../../src/security/audit.js';
 import { createPublicKey, randomBytes, randomUUID, type JsonWebKey as NodeJsonWebKey } from 'node:crypto';
 import {
   createServer as createHttpServer,
@@ -797,12 +798,24 @@ describe('security catalog #30–#37, #47, #48: the resource server (PGlite)', (
     const todo = await callTool(fx, a, sa, 'create_todo', { title: `todo ${marker}` });
     expect(todo.result?.isError ?? false, textOf(todo)).toBe(false);
 
-    // B reads A's record by id: not found.
+    // B reads A's record by id: not found — and an audit entry says who tried what, from where.
+    const auditFrom = new Date();
     const get = await callTool(fx, b, sb, 'get_project', { project_id: projectId });
     expect(get.status).toBe(200);
     expect(get.result?.isError, textOf(get)).toBe(true);
     expect(textOf(get)).toMatch(/not[_ ]found/i);
     expect(textOf(get)).not.toContain(marker);
+    let entries: StoredAuditEvent[] = [];
+    for (let i = 0; i < 25 && entries.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      entries = (await queryAudit(fx.store, { type: 'mcp.not_found', since: auditFrom })).filter(
+        (e) => e.details?.['tool'] === 'get_project',
+      );
+    }
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({ tenant: bob.id, ip: '127.0.0.1' });
+    expect(entries[0]?.requestId).toBe(get.headers['x-request-id']);
+    expect(entries[0]?.details?.['field']).toBe('project_id');
     // B's lists and searches hold no A rows.
     for (const [name, args] of [
       ['list_projects', {}],

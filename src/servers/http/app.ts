@@ -341,7 +341,10 @@ export async function startHttpApp(options: HttpAppOptions): Promise<RunningHttp
           tenant: outcome.caller.tenant,
           ...(outcome.caller.clientId !== undefined ? { clientId: outcome.caller.clientId } : {}),
         });
-        return { ok: true, caller: outcome.caller };
+        return {
+          ok: true,
+          caller: { ...outcome.caller, address: clientAddress(req), requestId: requestIdOf(req) },
+        };
       }
       options.audit?.record({
         type: 'mcp.unauthorized',
