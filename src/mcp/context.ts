@@ -49,5 +49,6 @@ export interface McpDependencies {
    * Told when a tool names a record the caller does not have — another tenant's id looks exactly like an id that
    * does not exist, and both are refused alike — so the HTTP server can audit it.
    */
-  readonly onNotFound?: ((caller: CallerContext, tool: string, field: string | undefined) => void) | undefined;
+  readonly onNotFound?:
+    ((caller: CallerContext, tool: string, field: string | undefined) => void) | undefined;
 }

@@ -166,7 +166,8 @@ export function registerTools(server: McpServer, deps: McpDependencies): void {
             structuredContent: res.structured as Record<string, unknown>,
           };
         } catch (err) {
-          if (err instanceof AssistantError && err.code === 'not_found') deps.onNotFound?.(caller, name, err.field);
+          if (err instanceof AssistantError && err.code === 'not_found')
+            deps.onNotFound?.(caller, name, err.field);
           return toolError(err, deps, name);
         }
       }) as never,
