@@ -544,19 +544,20 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
     for (const row of rows) {
       const clientId = String(row.payload['clientId'] ?? '');
       const client = await provider.Client.find(clientId).catch(() => undefined);
-      const resources = (row.payload['resources'] ?? {}) as Record<string, string>;
-      const scopes = new Set<string>();
-      for (const s of String(row.payload['openid']?.toString() ?? '').split(' ')) if (s) scopes.add(s);
+      // A grant keeps its OpenID scopes as { scope } and its resource scopes per resource, space-separated.
       const oidc = row.payload['openid'] as { scope?: string } | undefined;
-      for (const s of (oidc?.scope ?? '').split(' ')) if (s) scopes.add(s);
-      for (const value of Object.values(resources))
-        for (const s of String(value).split(' ')) if (s) scopes.add(s);
+      const resources = (row.payload['resources'] ?? {}) as Record<string, string>;
+      const scopes = new Set(
+        [oidc?.scope ?? '', ...Object.values(resources)]
+          .flatMap((list) => String(list).split(' '))
+          .filter(Boolean),
+      );
       const iat = row.payload['iat'];
       apps.push({
         grantId: row.id,
         clientId,
         clientName: clientName(client ?? { clientId }),
-        scopes: [...scopes].filter((s) => s !== '[object Object]'),
+        scopes: [...scopes],
         lastUsed: row.last_used_at,
         grantedAt: typeof iat === 'number' ? new Date(iat * 1000).toISOString() : null,
       });

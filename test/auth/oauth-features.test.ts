@@ -13,6 +13,7 @@ import {
   TEST_SECRET,
   type OAuthFixture,
   type TestUser,
+  mcpInitialize,
 } from './oauth-fixture.js';
 
 const REDIRECT = 'http://127.0.0.1/cb';
@@ -26,22 +27,7 @@ function form(fields: Record<string, string>, headers: Record<string, string> = 
 }
 
 async function mcpStatus(fx: OAuthFixture, accessToken: string): Promise<number> {
-  const res = await fx.fetch(fx.resource, {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${accessToken}`,
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } },
-    }),
-  });
-  await res.text();
-  return res.status;
+  return (await mcpInitialize(fx, accessToken)).status;
 }
 
 function authorizeUrl(

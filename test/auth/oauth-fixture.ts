@@ -426,3 +426,25 @@ export function mcpMessages(res: RawResponse): Record<string, unknown>[] {
   }
   return [];
 }
+
+/** An MCP initialize request to the fixture's /mcp with the given access token (the body read, the answer kept). */
+export async function mcpInitialize(
+  fx: OAuthFixture,
+  accessToken: string,
+): Promise<{ status: number; headers: Headers; text: string }> {
+  const res = await fx.fetch(fx.resource, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${accessToken}`,
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+    }),
+  });
+  return { status: res.status, headers: res.headers, text: await res.text() };
+}

@@ -5,7 +5,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pkcePair, startOAuthFixture, type OAuthFixture, type TestUser } from '../auth/oauth-fixture.js';
+import {
+  pkcePair,
+  startOAuthFixture,
+  type OAuthFixture,
+  type TestUser,
+  mcpInitialize,
+} from '../auth/oauth-fixture.js';
 
 const REDIRECT = 'http://127.0.0.1/cb';
 
@@ -52,26 +58,7 @@ async function accessToken(fx: OAuthFixture, user: TestUser, clientId: string): 
   return String(body['access_token']);
 }
 
-async function mcpPost(
-  fx: OAuthFixture,
-  token: string,
-): Promise<{ status: number; headers: Headers; text: string }> {
-  const res = await fx.fetch(fx.resource, {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${token}`,
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } },
-    }),
-  });
-  return { status: res.status, headers: res.headers, text: await res.text() };
-}
+const mcpPost = mcpInitialize;
 
 describe('/mcp requests per user and client (PGlite)', () => {
   let fx: OAuthFixture;
