@@ -53,6 +53,12 @@ function requestIdOf(res: ServerResponse | undefined): string | undefined {
 }
 import { deriveKey } from './secret.js';
 import {
+  isDatabaseUnavailable,
+  sendUnavailableJson,
+  UNAVAILABLE_STATUS,
+  unavailableHeaders,
+} from '../servers/http/unavailable.js';
+import {
   ReloadingKeySet,
   remoteKeys,
   ResourceServer,
@@ -120,7 +126,7 @@ export interface EmbeddedAuthOptions {
   readonly logger: Logger;
   /** How often the signing keys are checked for a rotation made elsewhere (default 30 s). */
   readonly keyPollMs?: number | undefined;
-  /** Requests may come through trusted TLS-terminating proxies (server.trust_proxy is set). */
+  /** The HTTP layer writes the forwarded headers the library reads (server.trust_proxy or public_url is set). */
   readonly behindProxy?: boolean;
 }
 
@@ -591,7 +597,9 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
     let details: InteractionDetails;
     try {
       details = await provider.interactionDetails(req, res);
-    } catch {
+    } catch (err) {
+      // The database down is not an expired sign-in: handle() answers 503 (try again shortly).
+      if (isDatabaseUnavailable(err)) throw err;
       sendHtml(
         res,
         400,
@@ -961,6 +969,25 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
       } catch (err) {
         if (err instanceof FormError) {
           sendHtml(res, err.status, renderErrorPage({ title: 'Bad request', message: err.message }));
+          return;
+        }
+        if (isDatabaseUnavailable(err)) {
+          // The database is down: 503 with Retry-After, no cause in the body (src/servers/http/unavailable.ts).
+          log.warn({ err: (err as Error).message, path }, 'authorization page: database unavailable');
+          if (res.headersSent) res.end();
+          else if (path.startsWith(`${OAUTH_PREFIX}/`) && !path.startsWith(INTERACTION_PREFIX))
+            sendUnavailableJson(res);
+          else {
+            for (const [k, v] of Object.entries(unavailableHeaders())) res.setHeader(k, v);
+            sendHtml(
+              res,
+              UNAVAILABLE_STATUS,
+              renderErrorPage({
+                title: 'Temporarily unavailable',
+                message: 'This service is temporarily unavailable. Try again in a few seconds.',
+              }),
+            );
+          }
           return;
         }
         log.error({ err: (err as Error).message, path }, 'authorization page failed');

@@ -27,6 +27,12 @@ import {
   isHashedSecret,
 } from './client-rules.js';
 import type { OidcAdapterClass } from './oidc-adapter.js';
+import {
+  isDatabaseUnavailable,
+  UNAVAILABLE_STATUS,
+  unavailableHeaders,
+  unavailableOAuth,
+} from '../servers/http/unavailable.js';
 import { renderRedirectNotice } from './pages.js';
 
 export const OAUTH_PREFIX = '/oauth';
@@ -95,9 +101,10 @@ export interface AuthorizationServerOptions {
   readonly renderError: (status: number, error: string, description: string | undefined) => string;
   readonly logger: Logger;
   /**
-   * Requests may come through trusted TLS-terminating proxies (server.trust_proxy): the library then reads
-   * X-Forwarded-Proto / X-Forwarded-Host (Koa's `proxy`). The HTTP layer removes those headers from every other
-   * peer and rewrites them for a proxy's accepted requests (src/security/proxy.ts), so they are never a client's.
+   * The library reads X-Forwarded-Proto / X-Forwarded-Host (Koa's `proxy`): on when requests may come through
+   * trusted TLS-terminating proxies (server.trust_proxy) or a public URL is set (its host goes to the library). The
+   * HTTP layer removes those headers from every other peer and writes them itself for a proxy's accepted requests
+   * and, with a public URL, for every HTTPS request (src/security/proxy.ts), so they are never a client's.
    */
   readonly behindProxy?: boolean;
 }
@@ -345,6 +352,32 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
     return compare.call(this, actual);
   };
 
+  /** Requests the library answered with server_error because the database was unreachable. */
+  const databaseDown = new WeakSet<object>();
+  // The database unreachable (PostgreSQL stopped or restarting): 503 with Retry-After instead of the library's 500
+  // server_error, naming no cause (src/servers/http/unavailable.ts). Outermost, so it also sees what the
+  // middlewares below throw.
+  provider.use(async (ctx, next) => {
+    try {
+      await next();
+    } catch (err) {
+      if (!isDatabaseUnavailable(err)) throw err;
+      databaseDown.add(ctx);
+      ctx.status = 500;
+    }
+    if (ctx.status < 500 || !databaseDown.has(ctx)) return;
+    const html = typeof ctx.body === 'string';
+    ctx.status = UNAVAILABLE_STATUS;
+    for (const [k, v] of Object.entries(unavailableHeaders())) ctx.set(k, v);
+    const out = unavailableOAuth();
+    if (html) {
+      (ctx as KoaContextLike & { type: string }).type = 'html';
+      ctx.body = options.renderError(UNAVAILABLE_STATUS, out.error, out.error_description);
+    } else {
+      ctx.body = out;
+    }
+  });
+
   const allowPlain = options.pkceMethods.includes('plain');
   provider.use(async (ctx, next) => {
     if (ctx.path === ROUTES.authorization && (ctx.method === 'GET' || ctx.method === 'POST')) {
@@ -455,7 +488,15 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
     });
   }
 
-  provider.on('server_error', (_ctx: unknown, err: unknown) => {
+  provider.on('server_error', (ctx: unknown, err: unknown) => {
+    if (isDatabaseUnavailable(err) && typeof ctx === 'object' && ctx !== null) {
+      databaseDown.add(ctx);
+      logger.warn(
+        { err: err instanceof Error ? err.message : String(err) },
+        'authorization server: database unavailable',
+      );
+      return;
+    }
     logger.error({ err: err instanceof Error ? err.message : String(err) }, 'authorization server error');
   });
   return provider;

@@ -218,7 +218,7 @@ export async function startHttpApplication(input: {
                     requireDpop: auth.require_dpop,
                     mtls,
                     keyPollMs: auth.key_check_interval_s * 1000,
-                    behindProxy: server.trust_proxy.length > 0,
+                    behindProxy: server.trust_proxy.length > 0 || server.public_url !== undefined,
                     audit,
                     ...(limits !== undefined ? { limits } : {}),
                     ...(trustedFetch ? { fetch: trustedFetch } : {}),

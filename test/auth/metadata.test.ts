@@ -375,3 +375,35 @@ describe("discovery metadata with authentication.pkce_methods ['S256', 'plain'] 
     expect((await codeFlow(fx, { ...s256, method: 'S256' })).status).toBe(200);
   });
 });
+
+describe('discovery metadata with server.public_url (a replica behind a load balancer, PGlite)', () => {
+  const PUBLIC = 'https://pa.example.test';
+  let fx: OAuthFixture;
+
+  beforeAll(async () => {
+    fx = await startOAuthFixture({ config: { server: { public_url: PUBLIC } } });
+  }, 60_000);
+  afterAll(async () => {
+    await fx?.close();
+  });
+
+  it('names the public URL in every endpoint, whichever address and Host the request reached', async () => {
+    for (const path of [AS_PATH, OIDC_PATH]) {
+      const meta = (await getJson(fx, path)).body;
+      expect(meta['issuer'], path).toBe(PUBLIC);
+      const urls = Object.entries(meta).filter(([k, v]) => k.endsWith('_endpoint') || k === 'jwks_uri' || !v);
+      expect(urls.length, path).toBeGreaterThan(4);
+      for (const [field, value] of urls) {
+        if (typeof value !== 'string') continue;
+        expect(value.startsWith(`${PUBLIC}/`), `${path} ${field}: ${value}`).toBe(true);
+      }
+    }
+    const reg = await fx.register({
+      redirect_uris: [REDIRECT],
+      client_name: 'Public URL test',
+      token_endpoint_auth_method: 'none',
+    });
+    expect(reg.status).toBe(201);
+    expect(String(reg.body['registration_client_uri'])).toMatch(new RegExp(`^${PUBLIC}/oauth/register/`));
+  });
+});

@@ -200,8 +200,12 @@ export async function startHttpApp(options: HttpAppOptions): Promise<RunningHttp
     const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
     const view = forwardedView(req.headers, req.socket.remoteAddress, encrypted, proxies);
     views.set(req, view);
-    // Nobody else — the authorization server's Koa app included — reads forwarded headers a client chose.
-    if (view.viaProxy && view.protocol === 'https') normalizeForwardedHeaders(req, view, publicHost);
+    // Nobody else — the authorization server's Koa app included — reads forwarded headers a client chose. With a
+    // public URL, requests over HTTPS carry its host for the authorization server whichever address they reached (a
+    // replica behind a load balancer, or any Host a client sent): every URL in its metadata and answers comes from
+    // the public URL, like the issuer.
+    if (view.protocol === 'https' && (view.viaProxy || publicHost !== undefined))
+      normalizeForwardedHeaders(req, view, publicHost);
     else stripForwardedHeaders(req);
     setClientAddress(req, view.clientAddress);
     const hostname = hostnameOf(req.headers.host);
