@@ -132,9 +132,14 @@ export function seeOther(res: ServerResponse, location: string): void {
   res.end();
 }
 
-/** A POST from a page of another origin (when the browser says where it came from). */
+/**
+ * A POST from a page of another origin (when the browser says where it came from). `Origin: null` counts as
+ * foreign unless the browser also sends `Sec-Fetch-Site: same-origin` (a header pages cannot set): under the pages'
+ * `Referrer-Policy: no-referrer`, browsers send `Origin: null` with a form posted from the same origin too.
+ */
 export function crossOrigin(req: IncomingMessage, ownOrigin: string): boolean {
   const origin = req.headers.origin;
-  if (origin === undefined || origin === 'null') return origin === 'null';
+  if (origin === undefined) return false;
+  if (origin === 'null') return req.headers['sec-fetch-site'] !== 'same-origin';
   return origin !== ownOrigin;
 }
