@@ -10,6 +10,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import path from 'node:path';
+import { openAdminStore } from '../../src/admin/store.js';
+import { AccountStore } from '../../src/auth/accounts.js';
+import { loadConfig } from '../../src/config/index.js';
+import { createLogger } from '../../src/observability/logger.js';
 import { Browser, pkcePair, TEST_SECRET } from '../auth/oauth-fixture.js';
 import { testCa } from '../servers/http-app-fixture.js';
 import { CLI, tempDir } from './helpers.js';
@@ -26,6 +30,12 @@ export interface ServerProcessOptions {
   readonly logLevel?: string;
   /** Accounts created (`mcp-pa users add`) before the first start — the way to add users on PGlite. */
   readonly users?: readonly string[];
+  /**
+   * Create `users` through the account store `mcp-pa users add` uses (same configuration, same database, same
+   * password hashing), opened once in this process, instead of one admin process per user: on PGlite each such
+   * process opens the database, which takes seconds on a busy machine (for tests with many accounts).
+   */
+  readonly usersInProcess?: boolean;
 }
 
 export interface ServerProcess {
@@ -150,15 +160,36 @@ export async function startServerProcess(options: ServerProcessOptions = {}): Pr
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
   const users = new Map<string, { username: string; password: string }>();
-  writeConfig(0);
-  for (const username of options.users ?? []) {
-    const password = `pw-${randomBytes(12).toString('base64url')}`;
-    const r = admin(['users', 'add', username], `${password}\n`);
-    if (r.code !== 0) throw new Error(`users add ${username} failed (${r.code}): ${r.stderr}`);
-    users.set(username, { username, password });
+  let port: number;
+  try {
+    writeConfig(0);
+    if (options.usersInProcess && (options.users?.length ?? 0) > 0) {
+      const { config } = loadConfig({ env, configFile, mode: 'http' });
+      const store = await openAdminStore(config, createLogger('silent'));
+      try {
+        const accounts = new AccountStore(store);
+        for (const username of options.users ?? []) {
+          const password = `pw-${randomBytes(12).toString('base64url')}`;
+          await accounts.create(username, password);
+          users.set(username, { username, password });
+        }
+      } finally {
+        await store.close();
+      }
+    }
+    for (const username of options.usersInProcess ? [] : (options.users ?? [])) {
+      const password = `pw-${randomBytes(12).toString('base64url')}`;
+      const r = admin(['users', 'add', username], `${password}\n`);
+      if (r.code !== 0) throw new Error(`users add ${username} failed (${r.code}): ${r.stderr}`);
+      users.set(username, { username, password });
+    }
+    port = await launch(0);
+  } catch (err) {
+    // A start that fails (e.g. on purpose, with a wrong setting) leaves no folder behind.
+    files.cleanup();
+    own?.cleanup();
+    throw err;
   }
-
-  const port = await launch(0);
   const origin = `https://127.0.0.1:${port}`;
   const publicUrl = (section('server') as { public_url?: string }).public_url?.replace(/\/$/, '');
   const issuer = publicUrl ?? origin;
@@ -285,13 +316,17 @@ export async function headlessTokens(target: {
   };
 }
 
-/** Rotates a refresh token (the old one stops working); returns the new pair. */
+/**
+ * Rotates a refresh token (the old one stops working); returns the new pair. `fetchImpl` (default: a new
+ * keep-alive `httpsFetch` for the CA) lets a caller that refreshes often reuse its own connections.
+ */
 export async function refreshTokens(
   target: { readonly origin: string; readonly resource: string; readonly ca: TestCa },
   clientId: string,
   refreshToken: string,
+  fetchImpl: typeof fetch = httpsFetch(target.ca.cert),
 ): Promise<HeadlessTokens> {
-  const res = await httpsFetch(target.ca.cert)(`${target.origin}/oauth/token`, {
+  const res = await fetchImpl(`${target.origin}/oauth/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({
