@@ -124,7 +124,11 @@ export class AuthRateLimits {
       this.redis = new Redis(redisUrl, {
         enableOfflineQueue: false,
         maxRetriesPerRequest: 1,
-        connectTimeout: 1000,
+        // Requests never wait for a connection (no offline queue: the limiter uses memory until Redis is ready),
+        // so this only decides when a connection attempt counts as failed. Longer than a busy start's event-loop
+        // stalls (an embedded PGlite opening its database): 1 s made every such restart log a false fallback, and
+        // the warning of a real outage in the minute after it was then held back.
+        connectTimeout: 5000,
         // A stalled Redis must not hold requests: the limiter falls back to memory.
         commandTimeout: 1000,
         lazyConnect: false,

@@ -15,7 +15,7 @@ import {
   readLegacyRows,
   type LegacyRow,
 } from '../storage/sqlite/legacy.js';
-import { SqliteStore } from '../storage/sqlite/sqlite-store.js';
+import { SqliteStore, sqliteOpenFailure } from '../storage/sqlite/sqlite-store.js';
 
 export interface LocalApp {
   readonly config: Config;
@@ -48,6 +48,9 @@ export function scanLegacy(file: string): LegacyScan | null {
     if (!hasLegacyTables(db)) return null;
     const rows = readLegacyRows(db);
     return { rows, pending: pendingLegacyRefs(db, legacyRefs(rows)).length > 0 };
+  } catch (err) {
+    // E.g. a WAL database in a read-only folder (its -shm file cannot be made): say what is wrong and what to do.
+    throw sqliteOpenFailure(err, file);
   } finally {
     db.close();
   }

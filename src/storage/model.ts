@@ -129,6 +129,22 @@ export class StoreUnavailableError extends Error {
   }
 }
 
+/**
+ * A write the store could not make for a reason the user can fix: the disk is full, or the database is read-only.
+ * Its message and hint are meant for the user (local mode: they name the database's folder); nothing was saved.
+ */
+export class StoreWriteError extends Error {
+  constructor(
+    readonly reason: 'disk_full' | 'read_only',
+    message: string,
+    readonly hint: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'StoreWriteError';
+  }
+}
+
 /** The storage port. Every method is scoped to one tenant. */
 export interface Store {
   readonly dialect: 'sqlite' | 'postgresql';

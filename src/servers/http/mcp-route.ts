@@ -13,6 +13,12 @@ import type { CallerContext } from '../../mcp/context.js';
 import type { Logger } from '../../observability/logger.js';
 import { jsonRpcError, RPC, type OriginPolicy } from './guards.js';
 import {
+  isDatabaseUnavailable,
+  UNAVAILABLE_MESSAGE,
+  UNAVAILABLE_STATUS,
+  unavailableHeaders,
+} from './unavailable.js';
+import {
   authInfoFor,
   buildSessionServer,
   ownerKey,
@@ -256,8 +262,17 @@ export function registerMcpRoute(app: FastifyInstance, options: McpRouteOptions)
     try {
       await transport.handleRequest(raw, res, body);
     } catch (err) {
-      options.logger.error({ err: (err as Error).message, reqId: request.id }, 'MCP transport failed');
+      const unavailable = isDatabaseUnavailable(err);
+      options.logger[unavailable ? 'warn' : 'error'](
+        { err: (err as Error).message, reqId: request.id },
+        unavailable ? 'MCP request: database unavailable' : 'MCP transport failed',
+      );
       if (!res.headersSent) {
+        if (unavailable) {
+          res.writeHead(UNAVAILABLE_STATUS, { 'content-type': 'application/json', ...unavailableHeaders() });
+          res.end(JSON.stringify(jsonRpcError(RPC.server, UNAVAILABLE_MESSAGE)));
+          return;
+        }
         res.writeHead(500, { 'content-type': 'application/json' });
         res.end(JSON.stringify(jsonRpcError(-32603, 'Internal error')));
       } else {
@@ -348,6 +363,11 @@ export function registerMcpRoute(app: FastifyInstance, options: McpRouteOptions)
       }
       const status = error.statusCode ?? 500;
       if (status >= 400 && status < 500) return refuse(reply, status, RPC.server, error.message);
+      if (isDatabaseUnavailable(error)) {
+        // The token's grant could not be checked (or another lookup failed) because the database is down.
+        options.logger.warn({ err: error.message, reqId: request.id }, 'MCP request: database unavailable');
+        return refuse(reply, UNAVAILABLE_STATUS, RPC.server, UNAVAILABLE_MESSAGE, unavailableHeaders());
+      }
       options.logger.error({ err: error.message, reqId: request.id }, 'MCP request failed');
       return refuse(reply, 500, -32603, 'Internal error');
     });

@@ -126,6 +126,13 @@ export class PoolDriver implements Driver {
       },
     };
     let broken: Error | undefined;
+    // A checked-out client has no listener of the pool's: an error the server sends between two statements
+    // (57P01 when PostgreSQL shuts down) would be an unhandled 'error' event and end the process. Record it: the
+    // next statement fails, and the client is dropped instead of going back to the pool.
+    const onError = (err: Error): void => {
+      broken = err;
+    };
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const result = await fn(sql);
@@ -140,6 +147,7 @@ export class PoolDriver implements Driver {
       }
       this.fail(err);
     } finally {
+      client.removeListener('error', onError);
       client.release(broken);
     }
   }

@@ -115,6 +115,22 @@ export function isConnectionFailure(err: unknown): boolean {
   );
 }
 
+/**
+ * Whether an error means "the database cannot be reached right now" (so the request may succeed later), as
+ * opposed to a bad request or a bug: a StoreUnavailableError anywhere in the error's cause chain (what the drivers
+ * turn connection failures into), or a connection failure a driver did not translate (ECONNREFUSED, 08xxx,
+ * 57P01 admin_shutdown, 57P03 cannot_connect_now, a pool connection timeout…). The HTTP layer answers these with
+ * 503 and Retry-After (src/servers/http/unavailable.ts).
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  let current: unknown = err;
+  for (let depth = 0; depth < 8 && current !== null && current !== undefined; depth++) {
+    if (current instanceof StoreUnavailableError || isConnectionFailure(current)) return true;
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return false;
+}
+
 /** The startup error for a failed first connection: unreachable, authentication, missing database, or other. */
 export function connectFailure(err: unknown, server: ServerDescription): DatabaseStartupError {
   const code = errorCode(err);

@@ -1,9 +1,10 @@
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { accessSync, chmodSync, closeSync, constants, existsSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import Database, { type Database as Db, type Statement } from 'better-sqlite3';
 import {
   StoreConflictError,
   StoreUnavailableError,
+  StoreWriteError,
   type ItemKind,
   type ItemQuery,
   type ItemRecord,
@@ -86,6 +87,69 @@ export interface SqliteStoreOptions {
   readonly readonly?: boolean;
 }
 
+function codeOf(err: unknown): string | undefined {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * A failed write the user can fix, said so (StoreWriteError): the disk is full (SQLITE_FULL, ENOSPC, EDQUOT) or the
+ * database is read-only (SQLITE_READONLY*, EROFS). Anything else: null (an internal error).
+ */
+export function sqliteWriteFailure(err: unknown, file: string): StoreWriteError | null {
+  const code = codeOf(err);
+  if (code === undefined) return null;
+  const dir = path.dirname(file);
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT') {
+    return new StoreWriteError(
+      'disk_full',
+      `the disk holding the database (${dir}) is full: this change was not saved`,
+      'free space on that disk, then try again; what was saved before is intact',
+      { cause: err },
+    );
+  }
+  if (code.startsWith('SQLITE_READONLY') || code === 'EROFS') {
+    return new StoreWriteError(
+      'read_only',
+      `the database ${file} is read-only: this change was not saved`,
+      'make the database file and its folder writable for the user running mcp-pa, then restart mcp-pa; reading works meanwhile',
+      { cause: err },
+    );
+  }
+  return null;
+}
+
+/** Why the database could not be opened, for the startup message (what is wrong, and what to do). */
+export function sqliteOpenFailure(err: unknown, file: string): StoreUnavailableError {
+  const dir = path.dirname(file);
+  const write = sqliteWriteFailure(err, file);
+  if (write?.reason === 'disk_full') {
+    return new StoreUnavailableError(
+      `cannot open the database ${file}: the disk holding it is full; free space on it, then start mcp-pa again`,
+      { cause: err },
+    );
+  }
+  let folderWritable = true;
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    folderWritable = false;
+  }
+  if (write?.reason === 'read_only' || !folderWritable || codeOf(err) === 'EACCES') {
+    return new StoreUnavailableError(
+      `cannot open the database ${file}: ${folderWritable ? 'it' : `its folder ${dir}`} is read-only or not ` +
+        'writable, and mcp-pa writes the database and its -wal and -shm files there; make it writable for the ' +
+        'user running mcp-pa, or set MCP_DATA_DIR (or database.path) to a writable place',
+      { cause: err },
+    );
+  }
+  if (err instanceof StoreUnavailableError) return err;
+  return new StoreUnavailableError(
+    `cannot open the database ${file}: ${err instanceof Error ? err.message : String(err)}`,
+    { cause: err },
+  );
+}
+
 /** Opens (creating with owner-only permissions) a SQLite database and brings its schema up to date. */
 export function openSqliteDatabase(file: string, readonly = false): Db {
   if (file !== ':memory:' && !readonly) {
@@ -115,6 +179,7 @@ export function openSqliteDatabase(file: string, readonly = false): Db {
 export class SqliteStore implements Store {
   readonly dialect = 'sqlite' as const;
   readonly db: Db;
+  private readonly file: string;
   private readonly content: FolderContent | undefined;
   private readonly stmts: {
     getProfile: Statement<[string], { data: string; version: number; updated_at: string }>;
@@ -134,8 +199,13 @@ export class SqliteStore implements Store {
   private generation = 0;
 
   constructor(options: SqliteStoreOptions) {
-    this.db = openSqliteDatabase(options.path, options.readonly);
-    if (!options.readonly) migrate(this.db);
+    this.file = options.path;
+    try {
+      this.db = openSqliteDatabase(options.path, options.readonly);
+      if (!options.readonly) migrate(this.db);
+    } catch (err) {
+      throw sqliteOpenFailure(err, options.path);
+    }
     this.content = options.documentsDir ? new FolderContent(options.documentsDir) : undefined;
     const db = this.db;
     this.stmts = {
@@ -176,7 +246,7 @@ export class SqliteStore implements Store {
     now: string,
   ): Promise<ProfileRecord> {
     const json = JSON.stringify(data);
-    const changes =
+    const changes = this.writing(() =>
       expectedVersion === null
         ? this.db
             .prepare(
@@ -187,7 +257,8 @@ export class SqliteStore implements Store {
             .prepare(
               'UPDATE profiles SET data = ?, version = version + 1, updated_at = ? WHERE tenant_id = ? AND version = ?',
             )
-            .run(json, now, tenant, expectedVersion).changes;
+            .run(json, now, tenant, expectedVersion).changes,
+    );
     if (changes === 0) throw new StoreConflictError('profile');
     return { data, version: (expectedVersion ?? 0) + 1, updated_at: now };
   }
@@ -345,7 +416,7 @@ export class SqliteStore implements Store {
       return { inserted };
     });
     try {
-      const result = run.immediate();
+      const result = this.writing(() => run.immediate());
       this.generation++;
       for (const id of purged) this.content?.remove(tenant, id);
       return result;
@@ -456,7 +527,7 @@ export class SqliteStore implements Store {
        ON CONFLICT (item_id) DO UPDATE SET model = excluded.model, status = excluded.status,
          vector = excluded.vector, updated_at = excluded.updated_at`,
     );
-    this.db.transaction(() => {
+    const run = this.db.transaction(() => {
       for (const { id, vector } of entries) {
         put.run(
           id,
@@ -467,7 +538,8 @@ export class SqliteStore implements Store {
           now,
         );
       }
-    })();
+    });
+    this.writing(() => run());
     this.generation++;
   }
 
@@ -573,5 +645,14 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
+  }
+
+  /** Runs a write; a full disk or a read-only database becomes a StoreWriteError that says so. */
+  private writing<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw sqliteWriteFailure(err, this.file) ?? err;
+    }
   }
 }
