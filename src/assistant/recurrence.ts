@@ -59,6 +59,14 @@ export function normalizeRecurrence(input: string, field = 'recurrence'): string
       'Example: FREQ=WEEKLY;BYDAY=MO,WE or FREQ=MONTHLY;BYMONTHDAY=1;COUNT=12.',
     );
   }
+  const stepping = steppingProblem(options);
+  if (stepping) {
+    throw invalid(
+      field,
+      stepping,
+      'For times within a day use FREQ=DAILY with BYHOUR and BYMINUTE, e.g. FREQ=DAILY;BYHOUR=9,13,17;BYMINUTE=0.',
+    );
+  }
   let canonical: string;
   try {
     canonical = new RRule.cls(options).toString().replace(/^RRULE:/, '');
@@ -69,7 +77,21 @@ export function normalizeRecurrence(input: string, field = 'recurrence'): string
       'Example: FREQ=WEEKLY;BYDAY=MO,WE or FREQ=MONTHLY;BYMONTHDAY=1;COUNT=12.',
     );
   }
-  // A rule whose parts can never meet (BYMONTH=2;BYMONTHDAY=30) would make rrule search to the year 9999.
+  // A rule whose parts can never meet (BYMONTH=2;BYMONTHDAY=30) would make rrule search to the year 9999: it
+  // checks UNTIL only against dates it produced, so even the bounded probe below would walk ~8000 years (seconds of
+  // a blocked server). Every period from 9970 on (INTERVAL=1, no UNTIL or COUNT: a superset of the rule's
+  // occurrences) covers the calendar's 28-year cycle before rrule's last year: nothing there, nothing ever.
+  const late = RRule.parseString(canonical);
+  delete late.until;
+  delete late.count;
+  const lateProbe = new RRule.cls({ ...late, interval: 1, dtstart: new Date(Date.UTC(9970, 0, 1)) });
+  if (lateProbe.all((_d, i) => i < 1).length === 0) {
+    throw invalid(
+      field,
+      `"${input}" never produces a date`,
+      'Check that its parts can meet (for example February has no 30th).',
+    );
+  }
   const probe = rule(canonical, DateTime.fromISO('2024-01-01T00:00', { zone: 'UTC' }), {
     years: PROBE_YEARS,
   });
@@ -81,6 +103,26 @@ export function normalizeRecurrence(input: string, field = 'recurrence'): string
     );
   }
   return canonical;
+}
+
+/**
+ * rrule steps HOURLY, MINUTELY and SECONDLY series one INTERVAL at a time until the hour (minute, second) is one of
+ * BYHOUR (BYMINUTE, BYSECOND); when none can be reached that way (FREQ=HOURLY;INTERVAL=2;BYHOUR=1), or after a day
+ * that BYMONTHDAY, BYDAY… skip (FREQ=MINUTELY;BYHOUR=2;BYMONTHDAY=2), it never stops, and the server with it
+ * (rrule issue #468; the library is unmaintained). Those parts are refused with these frequencies.
+ */
+function steppingProblem(options: Partial<RRuleOptions>): string | null {
+  const freq = options.freq;
+  // rrule's Frequency: HOURLY 4, MINUTELY 5, SECONDLY 6.
+  const names: Record<number, string> = { 4: 'HOURLY', 5: 'MINUTELY', 6: 'SECONDLY' };
+  if (freq === undefined || freq === null || names[freq] === undefined) return null;
+  const given = (v: unknown): boolean => v !== undefined && v !== null && (!Array.isArray(v) || v.length > 0);
+  const parts: string[] = [];
+  if (given(options.byhour)) parts.push('BYHOUR');
+  if (freq >= 5 && given(options.byminute)) parts.push('BYMINUTE');
+  if (freq >= 6 && given(options.bysecond)) parts.push('BYSECOND');
+  if (parts.length === 0) return null;
+  return `${parts.join(' and ')} cannot be combined with FREQ=${names[freq]}`;
 }
 
 // RFC 5545 ranges. rrule accepts values outside them, and some (BYMONTHDAY=40, INTERVAL=-2) make
@@ -158,11 +200,34 @@ const PROBE_YEARS = 10;
 const SEARCH_YEARS = 50;
 
 /**
+ * Length of one period of the frequencies whose periods are fixed in the floating frame (rrule's Frequency values:
+ * WEEKLY 2, DAILY 3, HOURLY 4, MINUTELY 5, SECONDLY 6), in milliseconds.
+ */
+const FIXED_PERIOD_MS: Readonly<Record<number, number>> = {
+  2: 7 * 86_400_000,
+  3: 86_400_000,
+  4: 3_600_000,
+  5: 60_000,
+  6: 1000,
+};
+
+/**
  * The rule with DTSTART at `start` (wall-clock time of its zone). Every search is bounded by a horizon, given as an
  * instant or as a span after the start, folded into UNTIL: rrule otherwise iterates to the year 9999 when no
  * occurrence matches.
+ *
+ * `notBefore` (floating): only occurrences from there on are wanted. rrule walks every period from DTSTART, so a
+ * series started long ago (every second since 1900) would take billions of steps and wedge the server. For a rule
+ * without COUNT whose periods have a fixed length, DTSTART is moved forward by a whole number of INTERVAL periods
+ * to the last one at or before `notBefore`: the same periods, the same defaults taken from DTSTART (time of day,
+ * weekday), so the same occurrences from the new DTSTART on.
  */
-function rule(rrule: string, start: DateTime, horizon: Date | { years: number }): RRuleClass {
+function rule(
+  rrule: string,
+  start: DateTime,
+  horizon: Date | { years: number },
+  notBefore?: Date,
+): RRuleClass {
   const options = RRule.parseString(rrule);
   if (options.until) {
     // UNTIL is a UTC instant (or a date): express it in the same floating frame as DTSTART.
@@ -170,7 +235,15 @@ function rule(rrule: string, start: DateTime, horizon: Date | { years: number })
   }
   const limit = horizon instanceof Date ? horizon : floating(start.plus(horizon));
   if (!options.until || options.until > limit) options.until = limit;
-  return new RRule.cls({ ...options, dtstart: floating(start) });
+  let dtstart = floating(start);
+  const unit =
+    options.freq === undefined || options.freq === null ? undefined : FIXED_PERIOD_MS[options.freq];
+  if (notBefore !== undefined && !options.count && unit !== undefined) {
+    const period = unit * Math.max(1, options.interval ?? 1);
+    const periods = Math.floor((notBefore.getTime() - dtstart.getTime()) / period);
+    if (periods > 0) dtstart = new Date(dtstart.getTime() + periods * period);
+  }
+  return new RRule.cls({ ...options, dtstart });
 }
 
 /** Occurrence starts (UTC ISO) in [from, to), computed in the item's own zone so DST lands right. */
@@ -185,7 +258,7 @@ export function occurrencesBetween(
   // Widen by a day each side in the floating frame, then filter exactly on real instants.
   const from = floating(DateTime.fromISO(fromUtc, { zone: 'UTC' }).setZone(zone).minus({ days: 1 }));
   const to = floating(DateTime.fromISO(toUtc, { zone: 'UTC' }).setZone(zone).plus({ days: 1 }));
-  const r = rule(rrule, start, to);
+  const r = rule(rrule, start, to, from);
   const out: string[] = [];
   for (const d of r.between(from, to, true, (_d, i) => i < MAX_EXPANSION)) {
     const iso = unfloat(d, zone).toUTC().toISO() as string;
@@ -203,8 +276,8 @@ export function nextOccurrence(
 ): string | null {
   const start = DateTime.fromISO(startUtc, { zone: 'UTC' }).setZone(zone);
   const afterLocal = DateTime.fromISO(afterUtc, { zone: 'UTC' }).setZone(zone);
-  const r = rule(rrule, start, floating(afterLocal.plus({ years: SEARCH_YEARS })));
   const after = floating(afterLocal);
+  const r = rule(rrule, start, floating(afterLocal.plus({ years: SEARCH_YEARS })), after);
   const next = r.after(after, false);
   return next ? (unfloat(next, zone).toUTC().toISO() as string) : null;
 }

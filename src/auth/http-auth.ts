@@ -71,6 +71,7 @@ import {
   crossOrigin,
   Csrf,
   FormError,
+  nulParameter,
   hostCookie,
   parseCookies,
   readForm,
@@ -948,6 +949,17 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
         }
         if (path.startsWith(`${OAUTH_PREFIX}/`)) {
           if (!(await admit(req, res, path))) return;
+          // U+0000 cannot be stored (the library keeps requests in jsonb): refused before the library sees it.
+          const nul = nulParameter(new URL(req.url ?? '/', 'http://localhost').searchParams);
+          if (nul !== undefined) {
+            const message = `${nul} must not contain the NUL character (U+0000)`;
+            if (path === ROUTES.authorization) {
+              sendHtml(res, 400, renderErrorPage({ title: 'Invalid request', message }));
+            } else {
+              sendJson(res, 400, { error: 'invalid_request', error_description: message });
+            }
+            return;
+          }
           if (req.method === 'POST' && CLIENT_AUTH_ROUTES.has(path)) {
             const replay = await checkedClientAuthBody(req, res, (form) => {
               // A pushed authorization request gets the same defaults as one in the query.
@@ -1067,6 +1079,16 @@ async function checkedClientAuthBody(
       });
     }
     return null;
+  }
+  if (type === 'application/x-www-form-urlencoded') {
+    const nul = nulParameter(new URLSearchParams(body.toString('utf8')));
+    if (nul !== undefined) {
+      sendJson(res, 400, {
+        error: 'invalid_request',
+        error_description: `${nul} must not contain the NUL character (U+0000)`,
+      });
+      return null;
+    }
   }
   let headers = req.headers;
   if (type === 'application/x-www-form-urlencoded') {

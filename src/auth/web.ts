@@ -57,6 +57,17 @@ export class FormError extends Error {
   }
 }
 
+/**
+ * The name of the first parameter whose name or value holds U+0000, or undefined. No database stores that
+ * character as text (PostgreSQL refuses it even inside jsonb), so a request carrying it is refused up front.
+ */
+export function nulParameter(params: URLSearchParams): string | undefined {
+  for (const [name, value] of params) {
+    if (name.includes('\u0000') || value.includes('\u0000')) return JSON.stringify(name).slice(1, -1);
+  }
+  return undefined;
+}
+
 /** Reads an application/x-www-form-urlencoded body (at most 16 KiB). */
 export async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
   const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();

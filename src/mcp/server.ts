@@ -1,5 +1,17 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { SubscribeRequestSchema, UnsubscribeRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import {
+  getLiteralValue,
+  getObjectShape,
+  safeParse,
+  type AnyObjectSchema,
+} from '@modelcontextprotocol/sdk/server/zod-compat.js';
+import {
+  ErrorCode,
+  McpError,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
+} from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
 import type { McpDependencies } from './context.js';
 import { registerPrompts } from './prompts.js';
 import { registerResources, urisFor } from './resources.js';
@@ -14,6 +26,54 @@ export function instructions(timeZone: string): string {
     'Lists are paged: pass next_cursor back as cursor. Deleting moves items to the trash; restore_items brings them back.',
     'Errors come back as tool results naming the field and what is allowed: fix the call and retry.',
   ].join('\n');
+}
+
+/** "arguments: Invalid input: expected record, received string" for each issue of a failed parse. */
+function describeIssues(error: unknown): string {
+  const issues = (error as { issues?: { path?: PropertyKey[]; message?: string }[] }).issues ?? [];
+  const each = issues.map((i) => {
+    const path = (i.path ?? []).map(String);
+    const where = (path[0] === 'params' ? path.slice(1) : path).join('.');
+    return `${where || 'params'}: ${i.message ?? 'invalid'}`;
+  });
+  return each.length > 0 ? each.join('; ') : String((error as Error).message ?? error);
+}
+
+/**
+ * Params that do not fit a method's schema are the caller's error (-32602 Invalid params), not the server's. The
+ * SDK parses each request against its method's schema before any handler runs and lets the parse error through
+ * as -32603 Internal error (modelcontextprotocol/typescript-sdk#2284): e.g. tools/call whose `arguments` is a
+ * string, an array or null. So every handler registered after this is installed under a schema that takes any
+ * params of its method, and the request is parsed against the real schema here, failing with -32602.
+ */
+function invalidParamsForBadRequests(server: McpServer): void {
+  const inner = server.server;
+  const register = inner.setRequestHandler.bind(inner) as (
+    schema: AnyObjectSchema,
+    handler: (request: unknown, extra: unknown) => unknown,
+  ) => void;
+  const replacement = (
+    schema: AnyObjectSchema,
+    handler: (request: unknown, extra: unknown) => unknown,
+  ): void => {
+    const shape = getObjectShape(schema);
+    const method = shape?.['method'] !== undefined ? getLiteralValue(shape['method']) : undefined;
+    if (typeof method !== 'string') {
+      register(schema, handler);
+      return;
+    }
+    register(z.looseObject({ method: z.literal(method) }), (request, extra) => {
+      const parsed = safeParse(schema, request);
+      if (!parsed.success) {
+        throw new McpError(
+          ErrorCode.InvalidParams,
+          `Invalid params for ${method}: ${describeIssues(parsed.error)}`,
+        );
+      }
+      return handler(parsed.data, extra);
+    });
+  };
+  inner.setRequestHandler = replacement as unknown as typeof inner.setRequestHandler;
 }
 
 /**
@@ -37,6 +97,7 @@ export function createMcpServer(
       },
     },
   );
+  invalidParamsForBadRequests(server);
   registerTools(server, deps);
   registerResources(server, deps);
   registerPrompts(server, deps);

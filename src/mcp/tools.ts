@@ -1,12 +1,12 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { AssistantError } from '../assistant/errors.js';
+import { AssistantError, invalid } from '../assistant/errors.js';
 import { dashboard } from '../assistant/overview.js';
 import { exportData, EXPORT_FORMATS } from '../assistant/export.js';
 import { search } from '../assistant/search.js';
 import type { BatchResult } from '../assistant/assistant.js';
-import { StoreUnavailableError } from '../storage/model.js';
+import { StoreUnavailableError, StoreWriteError } from '../storage/model.js';
 import { suggest } from '../config/suggest.js';
 import { SCOPES, type CallerContext, type McpDependencies } from './context.js';
 import {
@@ -76,6 +76,13 @@ export function toolError(err: unknown, deps: McpDependencies, tool: string): Ca
       .join('\n');
     return { isError: true, content: [{ type: 'text', text }] };
   }
+  if (err instanceof StoreWriteError) {
+    deps.logger.warn({ tool, reason: err.reason, err: err.message }, 'write refused by the storage');
+    return {
+      isError: true,
+      content: [{ type: 'text', text: `Error (${err.reason}): ${err.message}\nHint: ${err.hint}` }],
+    };
+  }
   if (err instanceof StoreUnavailableError) {
     deps.logger.error({ tool, err: err.message }, 'storage unavailable');
     return {
@@ -111,6 +118,47 @@ function unknownArguments(keys: readonly string[], shape: z.ZodRawShape): string
     return `unknown argument "${k}"${hint ? ` — did you mean "${hint}"?` : ''}`;
   });
   return `${each.join('; ')} (allowed: ${allowed.join(', ') || 'none'})`;
+}
+
+/** A UTF-16 surrogate without its pair: text that is not Unicode (a UTF-8 encoder cannot write it). */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** Why a string cannot be stored as text, or undefined. */
+function unstorable(text: string): string | undefined {
+  if (text.includes('\u0000')) return 'must not contain the NUL character (U+0000)';
+  if (LONE_SURROGATE.test(text))
+    return 'must be valid Unicode text (it holds a lone UTF-16 surrogate, e.g. \\ud800)';
+  return undefined;
+}
+
+/**
+ * The first string (or object key) of `value` that no database can store as text — one holding U+0000, or a lone
+ * UTF-16 surrogate — as a field path ("title", "items[0].changes.title") and the reason, or undefined. PostgreSQL
+ * refuses both inside the query (as an internal error), SQLite would store the first and mangle the second: they
+ * are refused in every mode, naming the field, before anything reaches a store.
+ */
+function unstorableTextAt(value: unknown, path = ''): { field: string; reason: string } | undefined {
+  if (typeof value === 'string') {
+    const reason = unstorable(value);
+    return reason === undefined ? undefined : { field: path, reason };
+  }
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = unstorableTextAt(value[i], `${path}[${i}]`);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  if (value !== null && typeof value === 'object') {
+    for (const [key, inner] of Object.entries(value)) {
+      const at = path === '' ? key : `${path}.${key}`;
+      const inKey = unstorable(key);
+      if (inKey !== undefined) return { field: at, reason: `(a key) ${inKey}` };
+      const found = unstorableTextAt(inner, at);
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
 }
 
 /** Registers every tool on a server. */
@@ -158,6 +206,12 @@ export function registerTools(server: McpServer, deps: McpDependencies): void {
               },
             ],
           };
+        }
+        const bad = unstorableTextAt(args);
+        if (bad !== undefined) {
+          // The field path is printed with any NUL or surrogate escaped (it may be in a key).
+          const field = JSON.stringify(bad.field).slice(1, -1) || 'arguments';
+          return toolError(invalid(field, bad.reason, 'remove the character and retry'), deps, name);
         }
         try {
           const res = await run(args, caller, extra);
