@@ -38,6 +38,7 @@ import type {
   TaskView,
 } from './views.js';
 import { DOCUMENT_TYPES } from './views.js';
+import { clip } from '../unicode.js';
 
 export type Change = { kind: ItemKind; id: string } | { kind: 'profile' };
 
@@ -103,7 +104,7 @@ function temporalOf(v: JsonValue | undefined): Temporal | null {
 
 function truncate(text: string | null, max = SUMMARY_CHARS): string | null {
   if (text === null || text.length <= max) return text;
-  return `${text.slice(0, max - 1)}…`;
+  return clip(text, max, true);
 }
 
 function cleanTags(tags: readonly string[] | undefined, field = 'tags'): string[] {
@@ -112,7 +113,7 @@ function cleanTags(tags: readonly string[] | undefined, field = 'tags'): string[
   for (const raw of tags) {
     const t = raw.replace(/\p{Cc}/gu, '').trim();
     if (t === '') throw invalid(field, 'tags must not be empty');
-    if (t.length > 64) throw invalid(field, `tag "${t.slice(0, 20)}…" is longer than 64 characters`);
+    if (t.length > 64) throw invalid(field, `tag "${clip(t, 20)}…" is longer than 64 characters`);
     out.add(t);
   }
   return [...out];
@@ -1670,7 +1671,7 @@ const NOTE_KIND_LIST = ['note', 'fact', 'preference'] as const;
 
 function noteTitle(text: string): string {
   const first = text.split('\n', 1)[0]?.trim() ?? '';
-  return first.length > 80 ? `${first.slice(0, 79)}…` : first;
+  return clip(first, 80, true);
 }
 
 function checkUrl(input: string): string {

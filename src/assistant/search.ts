@@ -3,6 +3,7 @@ import type { Assistant } from './assistant.js';
 import { invalid } from './errors.js';
 import { parseTemporal, temporalInstant } from './time.js';
 import type { ItemView } from './views.js';
+import { clip } from '../unicode.js';
 
 export interface SearchInput {
   query: string;
@@ -160,7 +161,7 @@ export async function search(
       kind: r.kind,
       title: r.title,
       uri: `pa://${r.kind}/${r.id}`,
-      snippet: snippets.get(r.id) ?? r.body.slice(0, 160),
+      snippet: snippets.get(r.id) ?? clip(r.body, 160),
       score: Math.round(f.score * 1e6) / 1e6,
       matched_by: [
         ...(snippets.has(r.id) ? (['text'] as const) : []),

@@ -12,6 +12,7 @@
  * adds nothing) and compared in constant time.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { findUnstorableText } from '../unicode.js';
 
 export const LIMITS = {
   redirectUris: 20,
@@ -133,30 +134,10 @@ export function applyClientRules(metadata: Record<string, unknown>): void {
     if (typeof value === 'string' && value.length > LIMITS.stringField) {
       throw new ClientMetadataProblem('metadata', `${key} is longer than ${LIMITS.stringField} characters`);
     }
-    const bad = unstorableText(value);
-    if (bad !== undefined) throw new ClientMetadataProblem('metadata', `${key} ${bad}`);
+    const bad = findUnstorableText(value, key, 20);
+    if (bad !== undefined)
+      throw new ClientMetadataProblem('metadata', `${JSON.stringify(bad.field).slice(1, -1)} ${bad.reason}`);
   }
-}
-
-/** A UTF-16 surrogate without its pair (JSON can carry one as an escape; it is not Unicode text). */
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
-/**
- * Why a metadata value (a string, or strings at any depth inside it) cannot be stored — it holds U+0000 or a lone
- * surrogate, which PostgreSQL refuses in the client's jsonb record — or undefined.
- */
-function unstorableText(value: unknown, depth = 0): string | undefined {
-  if (typeof value === 'string') {
-    if (value.includes('\u0000')) return 'must not contain the NUL character (U+0000)';
-    if (LONE_SURROGATE.test(value)) return 'must be valid Unicode text (it holds a lone UTF-16 surrogate)';
-    return undefined;
-  }
-  if (depth > 20 || value === null || typeof value !== 'object') return undefined;
-  for (const [k, v] of Object.entries(value)) {
-    const found = unstorableText(k, depth + 1) ?? unstorableText(v, depth + 1);
-    if (found !== undefined) return found;
-  }
-  return undefined;
 }
 
 export const HASHED_SECRET_PREFIX = 'sha256:';

@@ -8,6 +8,7 @@ import { search } from '../assistant/search.js';
 import type { BatchResult } from '../assistant/assistant.js';
 import { StoreUnavailableError, StoreWriteError } from '../storage/model.js';
 import { suggest } from '../config/suggest.js';
+import { findUnstorableText } from '../unicode.js';
 import { SCOPES, type CallerContext, type McpDependencies } from './context.js';
 import {
   clientRef,
@@ -120,47 +121,6 @@ function unknownArguments(keys: readonly string[], shape: z.ZodRawShape): string
   return `${each.join('; ')} (allowed: ${allowed.join(', ') || 'none'})`;
 }
 
-/** A UTF-16 surrogate without its pair: text that is not Unicode (a UTF-8 encoder cannot write it). */
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
-/** Why a string cannot be stored as text, or undefined. */
-function unstorable(text: string): string | undefined {
-  if (text.includes('\u0000')) return 'must not contain the NUL character (U+0000)';
-  if (LONE_SURROGATE.test(text))
-    return 'must be valid Unicode text (it holds a lone UTF-16 surrogate, e.g. \\ud800)';
-  return undefined;
-}
-
-/**
- * The first string (or object key) of `value` that no database can store as text — one holding U+0000, or a lone
- * UTF-16 surrogate — as a field path ("title", "items[0].changes.title") and the reason, or undefined. PostgreSQL
- * refuses both inside the query (as an internal error), SQLite would store the first and mangle the second: they
- * are refused in every mode, naming the field, before anything reaches a store.
- */
-function unstorableTextAt(value: unknown, path = ''): { field: string; reason: string } | undefined {
-  if (typeof value === 'string') {
-    const reason = unstorable(value);
-    return reason === undefined ? undefined : { field: path, reason };
-  }
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const found = unstorableTextAt(value[i], `${path}[${i}]`);
-      if (found !== undefined) return found;
-    }
-    return undefined;
-  }
-  if (value !== null && typeof value === 'object') {
-    for (const [key, inner] of Object.entries(value)) {
-      const at = path === '' ? key : `${path}.${key}`;
-      const inKey = unstorable(key);
-      if (inKey !== undefined) return { field: at, reason: `(a key) ${inKey}` };
-      const found = unstorableTextAt(inner, at);
-      if (found !== undefined) return found;
-    }
-  }
-  return undefined;
-}
-
 /** Registers every tool on a server. */
 export function registerTools(server: McpServer, deps: McpDependencies): void {
   const a = deps.assistant;
@@ -207,7 +167,7 @@ export function registerTools(server: McpServer, deps: McpDependencies): void {
             ],
           };
         }
-        const bad = unstorableTextAt(args);
+        const bad = findUnstorableText(args);
         if (bad !== undefined) {
           // The field path is printed with any NUL or surrogate escaped (it may be in a key).
           const field = JSON.stringify(bad.field).slice(1, -1) || 'arguments';

@@ -24,6 +24,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Sql } from '../storage/postgres/driver.js';
 import type { PostgresStore } from '../storage/postgres/postgres-store.js';
 import { AUDIT_PRUNE_SETTING } from '../storage/postgres/schema.js';
+import { clip, storable, unstorableReason } from '../unicode.js';
 
 export const AUDIT_EVENT_TYPES = [
   'auth.sign_in.success',
@@ -159,8 +160,9 @@ interface Clean {
   details: Record<string, AuditDetail>;
 }
 
+/** A string as it is kept: storable (no NUL, no lone surrogate) and at most MAX_STRING long, never cut mid-pair. */
 function cut(value: string): string {
-  return value.length > MAX_STRING ? value.slice(0, MAX_STRING) : value;
+  return clip(storable(value), MAX_STRING);
 }
 
 function field(value: unknown): string | undefined {
@@ -173,7 +175,7 @@ function cleanDetails(details: unknown): Record<string, AuditDetail> {
   let kept = 0;
   for (const [key, value] of Object.entries(details as Record<string, unknown>)) {
     if (kept >= MAX_DETAILS) break;
-    if (key.length === 0 || key.length > MAX_KEY || SECRET_KEY.test(key)) continue;
+    if (key.length === 0 || key.length > MAX_KEY || SECRET_KEY.test(key) || unstorableReason(key)) continue;
     if (typeof value === 'string') out[key] = cut(value);
     else if (typeof value === 'number') out[key] = Number.isFinite(value) ? value : null;
     else if (typeof value === 'boolean' || value === null) out[key] = value;

@@ -245,6 +245,22 @@ function auditSuite(open: () => Promise<{ store: PostgresStore; close: () => Pro
     });
   });
 
+  it('keeps events whose strings hold NUL, lone surrogates or an emoji at the 500-character cut (no lost batch)', async () => {
+    const a = audit();
+    const tenant = fresh('u');
+    a.record({
+      type: 'auth.sign_in.failure',
+      tenant,
+      ip: freshIp(),
+      requestId: `${'r'.repeat(499)}\u{1F600}`,
+      details: { username: 'eve\u0000\ud800', ['k\ud800']: 'dropped key', reason: 'bad_password' },
+    });
+    await a.flush();
+    const [event] = await queryAudit(store, { tenant });
+    expect(event?.requestId).toBe('r'.repeat(499));
+    expect(event?.details).toEqual({ username: 'eve\ufffd\ufffd', reason: 'bad_password' });
+  });
+
   it('an unknown type is not recorded (a warning instead) and record never throws', async () => {
     const capture = captureLogger();
     const a = audit({ logger: capture.logger });

@@ -4,6 +4,7 @@
  * it sees nothing of the others, and ids are unique across the run.
  */
 import { prng } from '../../bench/lib.js';
+import { Assistant } from '../../src/assistant/assistant.js';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -131,6 +132,26 @@ export function storeContract(name: string, setup: () => Promise<ContractBackend
     }
 
     describe('write()', () => {
+      it('stores a note whose 80-character title cut falls inside an emoji (the title never holds half a pair)', async () => {
+        // Regression: the title was cut with slice(0, 79), leaving a lone surrogate that PostgreSQL refused as
+        // "invalid input syntax for type json" (found by the HTTP fuzz run on PGlite).
+        const store = await open();
+        const t = newTenant();
+        const assistant = new Assistant({
+          store,
+          clock: () => new Date(NOW),
+          defaultTimeZone: 'UTC',
+          maxUploadBytes: 1024,
+          storageInfo: { database: name, documents: 'database' },
+        });
+        const text = `${'a'.repeat(78)}\u{1F600}bbb and more\nsecond line`;
+        const { note } = await assistant.addNote(t, { text });
+        expect(note.title).toBe(`${'a'.repeat(78)}…`);
+        const stored = await store.getItem(t, note.id);
+        expect(stored?.title).toBe(`${'a'.repeat(78)}…`);
+        expect(stored?.body).toBe(text);
+      });
+
       it('stores, reads back and lists records; other tenants see none of them', async () => {
         const store = await open();
         const t = newTenant();

@@ -1,5 +1,6 @@
 import type { Logger } from '../../observability/logger.js';
 import type { EmbeddingProvider } from './provider.js';
+import { clip } from '../../unicode.js';
 
 export interface OpenAICompatibleOptions {
   /** Base URL of the API, e.g. https://api.openai.com/v1 or http://localhost:11434/v1 (Ollama). */
@@ -140,7 +141,7 @@ export class OpenAICompatibleProvider implements EmbeddingProvider {
   }
 
   private prepare(text: string): string {
-    const t = text.length > this.maxInputChars ? text.slice(0, this.maxInputChars) : text;
+    const t = clip(text, this.maxInputChars);
     // Some servers refuse empty strings.
     return t.trim() === '' ? ' ' : t;
   }
@@ -360,5 +361,5 @@ function serverMessage(text: string): string {
   }
   // eslint-disable-next-line no-control-regex
   message = message.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
-  return message.length > SERVER_MESSAGE_CHARS ? `${message.slice(0, SERVER_MESSAGE_CHARS)}…` : message;
+  return message.length > SERVER_MESSAGE_CHARS ? `${clip(message, SERVER_MESSAGE_CHARS)}…` : message;
 }
