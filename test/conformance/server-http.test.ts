@@ -20,13 +20,13 @@
  * Local mode (stdio) is not run: the suite's server mode only takes `--url` and connects with the SDK's Streamable
  * HTTP client; it has no stdio transport (checked below, so a future pinned version that gains one is noticed).
  */
-import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pkcePair, startOAuthFixture, type OAuthFixture, type TestUser } from '../auth/oauth-fixture.js';
+import { startOAuthFixture, type OAuthFixture } from '../auth/oauth-fixture.js';
 import { tempDir } from '../support/helpers.js';
 import { rawRequest } from '../support/https.js';
+import { headlessTokens } from '../support/server-process.js';
 import { startBearerProxy, type BearerProxy } from './bearer-proxy.js';
 import {
   judge,
@@ -47,56 +47,9 @@ import {
   type Toolchain,
 } from './toolchain.js';
 
-const REGISTERED_REDIRECT = 'http://127.0.0.1/cb';
-/** Loopback redirects of a native client match on any port (RFC 8252 §7.3). */
+/** Loopback redirects of a native client match the registered http://127.0.0.1/cb on any port (RFC 8252 §7.3). */
 const REDIRECT = 'http://127.0.0.1:51007/cb';
 const SUITE_TIMEOUT_MS = 120_000;
-
-/** A public native client (DCR), sign-in and consent through the real forms, and the PKCE token exchange. */
-async function obtainToken(fx: OAuthFixture, user: TestUser): Promise<string> {
-  const reg = await fx.register({
-    redirect_uris: [REGISTERED_REDIRECT],
-    client_name: 'MCP conformance suite',
-    token_endpoint_auth_method: 'none',
-  });
-  expect(reg.status, JSON.stringify(reg.body)).toBe(201);
-  const clientId = String(reg.body['client_id']);
-  const { verifier, challenge } = await pkcePair();
-  const state = randomBytes(8).toString('hex');
-  const az = new URL(`${fx.origin}/oauth/authorize`);
-  az.search = new URLSearchParams({
-    response_type: 'code',
-    client_id: clientId,
-    redirect_uri: REDIRECT,
-    scope: 'pa.read pa.write',
-    state,
-    code_challenge: challenge,
-    code_challenge_method: 'S256',
-    resource: fx.resource,
-  }).toString();
-  const done = await fx.browser().authorize(az.href, fx.origin, user);
-  expect(String(done.location), `${done.res.status} ${done.res.text.slice(0, 300)}`).toMatch(
-    /^http:\/\/127\.0\.0\.1:51007\/cb\?/,
-  );
-  const back = new URL(done.location as string);
-  expect(back.searchParams.get('state')).toBe(state);
-  const tk = await rawRequest(`${fx.origin}/oauth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'authorization_code',
-      code: back.searchParams.get('code') as string,
-      redirect_uri: REDIRECT,
-      code_verifier: verifier,
-      client_id: clientId,
-    }).toString(),
-    ca: fx.ca.cert,
-  });
-  expect(tk.status, tk.text).toBe(200);
-  const token = String((tk.json as { access_token: string }).access_token);
-  fx.secrets.add('access_token', token);
-  return token;
-}
 
 describe('MCP conformance suite: server scenarios over Streamable HTTP, through the real OAuth flow', () => {
   const out = tempDir('mcp-pa-conformance-http-');
@@ -127,7 +80,15 @@ describe('MCP conformance suite: server scenarios over Streamable HTTP, through 
     fx = await startOAuthFixture({ config: { server: { allowed_origins: [proxy.origin] } } });
     phase('server');
     const user = await fx.addUser();
-    const token = await obtainToken(fx, user);
+    // A public native client (DCR), sign-in and consent through the real forms, and the PKCE token exchange.
+    const { accessToken: token } = await headlessTokens({
+      ...fx,
+      user,
+      clientName: 'MCP conformance suite',
+      redirectUri: REDIRECT,
+      tokenResource: false,
+      watch: fx.secrets,
+    });
     proxy.route({ target: fx.origin, ca: fx.ca.cert, token });
     phase('OAuth');
 

@@ -1,11 +1,13 @@
 /**
- * What the MCP fuzz tests share: calling a tool through the real SDK client and judging the answer, seeding a
- * tenant with one record of every kind, and reading everything a tenant has through the list tools.
+ * What the MCP fuzz tests share: calling a tool through the real SDK client and judging the answer, the fuzz
+ * properties themselves, seeding a tenant with one record of every kind, and reading everything a tenant has through
+ * the list tools.
  */
 import { randomBytes } from 'node:crypto';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { McpError, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import fc from 'fast-check';
+import { expect, it } from 'vitest';
 import { fromSchema, loopbackOnly, type Hints, type JsonSchema, type SchemaMode } from './arbitraries.js';
 
 /** How many runs each property gets: CI-sized by default, scaled by MCP_PA_FUZZ_SCALE (e.g. 10 for a long run). */
@@ -225,6 +227,68 @@ export function arbitraryArgs(tool: FuzzTool): fc.Arbitrary<unknown> {
       { weight: 1, arbitrary: fc.constantFrom(undefined, null, [], '', 0, 'arguments', [{}]) },
     )
     .map(loopbackOnly);
+}
+
+/**
+ * The three properties every MCP fuzz test runs, as tests of the describe block it is called in: valid-shaped
+ * arguments with hostile content to each tool (its regression examples first), bent schema-shaped arguments to any
+ * tool, and any JSON as arguments to any tool. `found()` gives what beforeAll found (the tools, and the ids and
+ * client_refs to aim at); `fuzzOnce` makes one call and throws on anything but a result or -32602 naming a field.
+ */
+export function fuzzProperties(options: {
+  readonly found: () => { readonly tools: readonly FuzzTool[]; readonly hints: Hints };
+  readonly fuzzOnce: (tool: FuzzTool, args: unknown) => Promise<void>;
+  readonly runs: { readonly valid: number; readonly mutated: number; readonly any: number };
+  /** Timeout of the valid-shaped test (it goes through every tool). */
+  readonly validTimeoutMs: number;
+}): void {
+  const { found, fuzzOnce, runs: n } = options;
+  /** The tools by name, in the server's order. */
+  const byName = (): Map<string, FuzzTool> => new Map(found().tools.map((t) => [t.name, t]));
+
+  it(
+    `valid-shaped arguments with hostile content, each tool (${n.valid} runs per tool)`,
+    async () => {
+      const { tools, hints } = found();
+      expect(tools.length).toBeGreaterThanOrEqual(20);
+      for (const t of tools) {
+        await fc.assert(
+          fc.asyncProperty(schemaArgs(t, hints, 'valid'), async (args) => fuzzOnce(t, args)),
+          { numRuns: n.valid, examples: regressionExamples(t.name) },
+        );
+      }
+    },
+    options.validTimeoutMs,
+  );
+
+  it(`bent schema-shaped arguments to any tool (${n.mutated} runs): a result or -32602 naming a field`, async () => {
+    const { hints } = found();
+    const tools = byName();
+    const tool = (name: string): FuzzTool => tools.get(name) as FuzzTool;
+    await fc.assert(
+      fc.asyncProperty(
+        fc
+          .constantFrom(...tools.keys())
+          .chain((name) => fc.tuple(fc.constant(name), schemaArgs(tool(name), hints, 'mutated'))),
+        async ([name, args]) => fuzzOnce(tool(name), args),
+      ),
+      { numRuns: n.mutated },
+    );
+  }, 120_000);
+
+  it(`any JSON as arguments to any tool (${n.any} runs): a result or -32602 naming a field`, async () => {
+    const tools = byName();
+    const tool = (name: string): FuzzTool => tools.get(name) as FuzzTool;
+    await fc.assert(
+      fc.asyncProperty(
+        fc
+          .constantFrom(...tools.keys())
+          .chain((name) => fc.tuple(fc.constant(name), arbitraryArgs(tool(name)))),
+        async ([name, args]) => fuzzOnce(tool(name), args),
+      ),
+      { numRuns: n.any },
+    );
+  }, 120_000);
 }
 
 // ------------------------------------------------------------------------------------------- seeding and reading

@@ -17,20 +17,17 @@
  * the server runs) saw no unhandled rejection.
  */
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOAuthFixture, type OAuthFixture } from '../auth/oauth-fixture.js';
 import { TENANT_TABLES } from '../../src/storage/postgres/schema.js';
 import {
-  arbitraryArgs,
   callTool,
+  fuzzProperties,
   fuzzTools,
   marker,
   problemWith,
   readEverything,
-  regressionExamples,
   runs,
-  schemaArgs,
   seedTenant,
   tallyKey,
   Tally,
@@ -134,36 +131,12 @@ describe('fuzzing every MCP tool over HTTP (two tenants)', () => {
     expect(snapshotB).toContain(markB);
   });
 
-  it(`valid-shaped arguments with hostile content, each tool (${VALID_RUNS} runs per tool)`, async () => {
-    for (const t of tools) {
-      await fc.assert(
-        fc.asyncProperty(schemaArgs(t, hints, 'valid'), async (args) => fuzzOnce(t, args)),
-        { numRuns: VALID_RUNS, examples: regressionExamples(t.name) },
-      );
-    }
-  }, 240_000);
-
-  it(`bent schema-shaped arguments to any tool (${MUTATED_RUNS} runs): a result or -32602 naming a field`, async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        fc
-          .constantFrom(...byName.keys())
-          .chain((n) => fc.tuple(fc.constant(n), schemaArgs(tool(n), hints, 'mutated'))),
-        async ([name, args]) => fuzzOnce(tool(name), args),
-      ),
-      { numRuns: MUTATED_RUNS },
-    );
-  }, 120_000);
-
-  it(`any JSON as arguments to any tool (${ANY_RUNS} runs): a result or -32602 naming a field`, async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        fc.constantFrom(...byName.keys()).chain((n) => fc.tuple(fc.constant(n), arbitraryArgs(tool(n)))),
-        async ([name, args]) => fuzzOnce(tool(name), args),
-      ),
-      { numRuns: ANY_RUNS },
-    );
-  }, 120_000);
+  fuzzProperties({
+    found: () => ({ tools, hints }),
+    fuzzOnce: (t, args) => fuzzOnce(t, args),
+    runs: { valid: VALID_RUNS, mutated: MUTATED_RUNS, any: ANY_RUNS },
+    validTimeoutMs: 240_000,
+  });
 
   it('arguments that are not an object (regression: the SDK answered -32603 Internal error)', async () => {
     const createTodo = tool('create_todo');

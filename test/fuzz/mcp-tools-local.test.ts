@@ -10,20 +10,17 @@
 import path from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import Database from 'better-sqlite3';
-import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectCli, tempDir } from '../support/helpers.js';
 import type { Hints } from './arbitraries.js';
 import {
-  arbitraryArgs,
   callTool,
+  fuzzProperties,
   fuzzTools,
   marker,
   problemWith,
   readEverything,
-  regressionExamples,
   runs,
-  schemaArgs,
   seedTenant,
   tallyKey,
   Tally,
@@ -41,8 +38,6 @@ let stderr: () => string;
 let closeTransport: () => Promise<void>;
 let closed = false;
 let tools: FuzzTool[];
-const byName = new Map<string, FuzzTool>();
-const tool = (name: string): FuzzTool => byName.get(name) as FuzzTool;
 let hints: Hints;
 const tally = new Tally();
 
@@ -70,7 +65,6 @@ describe('fuzzing every MCP tool in local mode (stdio, SQLite)', () => {
     home = tempDir('mcp-pa-fuzz-local-');
     await connect();
     tools = fuzzTools((await client.listTools()).tools);
-    for (const t of tools) byName.set(t.name, t);
     const seeded = await seedTenant(client, marker('lmark'));
     hints = { ids: seeded.ids, clientRefs: seeded.clientRefs };
   }, 120_000);
@@ -140,37 +134,12 @@ describe('fuzzing every MCP tool in local mode (stdio, SQLite)', () => {
     }
   }, 90_000);
 
-  it(`valid-shaped arguments with hostile content, each tool (${VALID_RUNS} runs per tool)`, async () => {
-    expect(tools.length).toBeGreaterThanOrEqual(20);
-    for (const t of tools) {
-      await fc.assert(
-        fc.asyncProperty(schemaArgs(t, hints, 'valid'), async (args) => fuzzOnce(t, args)),
-        { numRuns: VALID_RUNS, examples: regressionExamples(t.name) },
-      );
-    }
-  }, 180_000);
-
-  it(`bent schema-shaped arguments to any tool (${MUTATED_RUNS} runs): a result or -32602 naming a field`, async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        fc
-          .constantFrom(...byName.keys())
-          .chain((n) => fc.tuple(fc.constant(n), schemaArgs(tool(n), hints, 'mutated'))),
-        async ([name, args]) => fuzzOnce(tool(name), args),
-      ),
-      { numRuns: MUTATED_RUNS },
-    );
-  }, 120_000);
-
-  it(`any JSON as arguments to any tool (${ANY_RUNS} runs): a result or -32602 naming a field`, async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        fc.constantFrom(...byName.keys()).chain((n) => fc.tuple(fc.constant(n), arbitraryArgs(tool(n)))),
-        async ([name, args]) => fuzzOnce(tool(name), args),
-      ),
-      { numRuns: ANY_RUNS },
-    );
-  }, 120_000);
+  fuzzProperties({
+    found: () => ({ tools, hints }),
+    fuzzOnce,
+    runs: { valid: VALID_RUNS, mutated: MUTATED_RUNS, any: ANY_RUNS },
+    validTimeoutMs: 180_000,
+  });
 
   it('after the fuzz run: everything still reads, no error on stderr, PRAGMA integrity_check ok', async () => {
     const read = await readEverything(client);

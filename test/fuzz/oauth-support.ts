@@ -4,67 +4,25 @@
  * spread over many loopback source addresses (127.0.0.2–254) so that the per-address rate limits of the
  * authorization server (registration 20/min, token failures 20/min, authorize 300/min) leave the handlers reachable.
  */
-import { randomBytes } from 'node:crypto';
 import { Agent } from 'node:https';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { pkcePair, type OAuthFixture, type TestUser } from '../auth/oauth-fixture.js';
+import type { OAuthFixture, TestUser } from '../auth/oauth-fixture.js';
 import { rawRequest, type RawResponse } from '../support/https.js';
+import { headlessTokens, type HeadlessTokens } from '../support/server-process.js';
 
-export const REGISTERED_REDIRECT = 'http://127.0.0.1/cb';
-/** Loopback redirects of a native client match on any port (RFC 8252 §7.3). */
+/** Loopback redirects of a native client match the registered http://127.0.0.1/cb on any port (RFC 8252 §7.3). */
 export const REDIRECT = 'http://127.0.0.1:51004/cb';
 
-export interface Tokens {
-  readonly clientId: string;
-  readonly accessToken: string;
-  readonly refreshToken: string;
-}
+export type Tokens = HeadlessTokens;
 
-/** A public native client, and a user's tokens through sign-in, consent and the PKCE code exchange. */
+/**
+ * A public native client, and a user's tokens through sign-in, consent and the PKCE code exchange; every secret of
+ * the flow goes to the fixture's secret watch.
+ */
 export async function obtainTokens(fx: OAuthFixture, user: TestUser, clientName: string): Promise<Tokens> {
-  const reg = await fx.register({
-    redirect_uris: [REGISTERED_REDIRECT],
-    client_name: clientName,
-    token_endpoint_auth_method: 'none',
-  });
-  if (reg.status !== 201) throw new Error(`registration failed: ${reg.status} ${JSON.stringify(reg.body)}`);
-  const clientId = String(reg.body['client_id']);
-  const { verifier, challenge } = await pkcePair();
-  const state = randomBytes(8).toString('hex');
-  const az = new URL(`${fx.origin}/oauth/authorize`);
-  az.search = new URLSearchParams({
-    response_type: 'code',
-    client_id: clientId,
-    redirect_uri: REDIRECT,
-    scope: 'pa.read pa.write',
-    state,
-    code_challenge: challenge,
-    code_challenge_method: 'S256',
-    resource: fx.resource,
-  }).toString();
-  const done = await fx.browser().authorize(az.href, fx.origin, user);
-  if (!done.location?.startsWith(`${REDIRECT}?`))
-    throw new Error(`authorization did not come back: ${done.res.status} ${done.res.text.slice(0, 300)}`);
-  const code = new URL(done.location).searchParams.get('code') ?? '';
-  fx.secrets.add('code', code);
-  fx.secrets.add('code_verifier', verifier);
-  const tk = await rawRequest(`${fx.origin}/oauth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'authorization_code',
-      code,
-      redirect_uri: REDIRECT,
-      code_verifier: verifier,
-      client_id: clientId,
-    }).toString(),
-    ca: fx.ca.cert,
-  });
-  if (tk.status !== 200) throw new Error(`token exchange failed: ${tk.status} ${tk.text}`);
-  fx.secrets.fromJson(tk.text);
-  const body = tk.json as { access_token: string; refresh_token: string };
-  return { clientId, accessToken: body.access_token, refreshToken: body.refresh_token };
+  const flow = { user, clientName, redirectUri: REDIRECT, tokenResource: false, watch: fx.secrets };
+  return headlessTokens({ ...fx, ...flow });
 }
 
 /** The SDK's own client on /mcp with a bearer token; `statuses` collects the HTTP status of every answer. */

@@ -19,20 +19,14 @@ import { accessSync, constants } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  pkcePair,
-  startOAuthFixture,
-  type OAuthFixture,
-  type TestUser,
-  mcpMessages,
-} from '../auth/oauth-fixture.js';
+import { startOAuthFixture, type OAuthFixture, type TestUser, mcpMessages } from '../auth/oauth-fixture.js';
 import { tempDir } from '../support/helpers.js';
 import { rawRequest, type RawResponse } from '../support/https.js';
+import { headlessTokens } from '../support/server-process.js';
 
 // ---------------------------------------------------------------------------------------------- helpers
 
-const REGISTERED_REDIRECT = 'http://127.0.0.1/cb';
-/** Loopback redirects of a native client match on any port (RFC 8252 §7.3). */
+/** Loopback redirects of a native client match the registered http://127.0.0.1/cb on any port (RFC 8252 §7.3). */
 const REDIRECT = 'http://127.0.0.1:51004/cb';
 const PROTOCOL = '2025-11-25';
 const EVIL = 'https://evil.example';
@@ -57,46 +51,8 @@ function onPath(names: readonly string[]): string | null {
 
 /** A public native client, a user, and an access token through sign-in, consent and the PKCE token exchange. */
 async function obtainToken(fx: OAuthFixture, user: TestUser, clientName: string): Promise<string> {
-  const reg = await fx.register({
-    redirect_uris: [REGISTERED_REDIRECT],
-    client_name: clientName,
-    token_endpoint_auth_method: 'none',
-  });
-  expect(reg.status, JSON.stringify(reg.body)).toBe(201);
-  const clientId = String(reg.body['client_id']);
-  const { verifier, challenge } = await pkcePair();
-  const state = randomBytes(8).toString('hex');
-  const az = new URL(`${fx.origin}/oauth/authorize`);
-  az.search = new URLSearchParams({
-    response_type: 'code',
-    client_id: clientId,
-    redirect_uri: REDIRECT,
-    scope: 'pa.read pa.write',
-    state,
-    code_challenge: challenge,
-    code_challenge_method: 'S256',
-    resource: fx.resource,
-  }).toString();
-  const done = await fx.browser().authorize(az.href, fx.origin, user);
-  expect(String(done.location), `${done.res.status} ${done.res.text.slice(0, 500)}`).toMatch(
-    /^http:\/\/127\.0\.0\.1:51004\/cb\?/,
-  );
-  const back = new URL(done.location as string);
-  expect(back.searchParams.get('state')).toBe(state);
-  const tk = await rawRequest(`${fx.origin}/oauth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'authorization_code',
-      code: back.searchParams.get('code') as string,
-      redirect_uri: REDIRECT,
-      code_verifier: verifier,
-      client_id: clientId,
-    }).toString(),
-    ca: fx.ca.cert,
-  });
-  expect(tk.status, tk.text).toBe(200);
-  return String((tk.json as { access_token: string }).access_token);
+  const flow = { user, clientName, redirectUri: REDIRECT, tokenResource: false, watch: fx.secrets };
+  return (await headlessTokens({ ...fx, ...flow })).accessToken;
 }
 
 interface McpResponse extends RawResponse {

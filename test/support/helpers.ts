@@ -7,7 +7,11 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** The repository root, whether this file runs from test/support/ or compiled into .bench-build/test/support/. */
+export const ROOT = ((): string => {
+  const up = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+  return path.basename(up) === '.bench-build' ? path.dirname(up) : up;
+})();
 export const CLI = path.join(ROOT, 'dist/cli.js');
 
 /** A private temporary folder, removed by the returned cleanup. */

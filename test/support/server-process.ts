@@ -14,7 +14,7 @@ import { openAdminStore } from '../../src/admin/store.js';
 import { AccountStore } from '../../src/auth/accounts.js';
 import { loadConfig } from '../../src/config/index.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { Browser, pkcePair, TEST_SECRET } from '../auth/oauth-fixture.js';
+import { Browser, pkcePair, TEST_SECRET, type SecretWatch } from '../auth/oauth-fixture.js';
 import { testCa } from '../servers/http-app-fixture.js';
 import { CLI, tempDir } from './helpers.js';
 import { httpsFetch, type TestCa } from './https.js';
@@ -245,7 +245,9 @@ export interface HeadlessTokens {
 /**
  * The whole OAuth flow a public native client runs, without a browser window: registers a client (RFC 7591),
  * signs in and consents through the real forms, exchanges the code with its PKCE verifier for the resource.
- * `register` picks the replica that registers (default: origin), so a flow can span two replicas.
+ * `registerAt`, `authorizeAt` and `tokenAt` pick the replica of each step (default: origin), so a flow can span two
+ * replicas. Throws when a step fails: the registration is not 201, the authorization does not come back to the
+ * redirect URI with a code and the state sent, or the token exchange is not 200.
  */
 export async function headlessTokens(target: {
   readonly origin: string;
@@ -258,20 +260,37 @@ export async function headlessTokens(target: {
   readonly registerAt?: string;
   readonly authorizeAt?: string;
   readonly tokenAt?: string;
+  /**
+   * The redirect URI of the authorization request and the token exchange (default: the one registered,
+   * http://127.0.0.1/cb); a loopback one with a port matches the registered one on any port (RFC 8252 §7.3).
+   */
+  readonly redirectUri?: string;
+  /** false: the token request names no resource (the one of the authorization applies). Default true. */
+  readonly tokenResource?: boolean;
+  /**
+   * Records every secret of the flow (what the registration returns, the password and what the sign-in pages hand
+   * out, the code, the PKCE verifier, the tokens), so that an OAuth fixture can prove none reached its log.
+   */
+  readonly watch?: SecretWatch;
+  /** Extra headers of the token request, given its URL (e.g. a DPoP proof, RFC 9449 §5). */
+  readonly tokenHeaders?: (url: string) => Promise<Record<string, string>>;
 }): Promise<HeadlessTokens> {
   const fetchImpl = httpsFetch(target.ca.cert);
-  const redirectUri = 'http://127.0.0.1/cb';
+  const registered = 'http://127.0.0.1/cb';
+  const redirectUri = target.redirectUri ?? registered;
   const registerAt = target.registerAt ?? target.origin;
   const reg = await fetchImpl(`${registerAt}/oauth/register`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({
-      redirect_uris: [redirectUri],
+      redirect_uris: [registered],
       client_name: target.clientName ?? 'Headless test client',
       token_endpoint_auth_method: 'none',
     }),
   });
-  const client = (await reg.json()) as Record<string, unknown>;
+  const regText = await reg.text();
+  target.watch?.fromJson(regText);
+  const client = JSON.parse(regText) as Record<string, unknown>;
   if (reg.status !== 201) throw new Error(`registration failed: ${reg.status} ${JSON.stringify(client)}`);
   const clientId = String(client['client_id']);
   const { verifier, challenge } = await pkcePair();
@@ -288,26 +307,36 @@ export async function headlessTokens(target: {
     code_challenge_method: 'S256',
     resource: target.resource,
   }).toString();
-  const done = await new Browser(target.ca.cert).authorize(az.href, authorizeAt, target.user);
-  if (!done.location)
-    throw new Error(`authorization stopped at ${done.res.status}: ${done.res.text.slice(0, 300)}`);
+  const done = await new Browser(target.ca.cert, target.watch).authorize(az.href, authorizeAt, target.user);
+  if (!done.location?.startsWith(`${redirectUri}?`))
+    throw new Error(
+      `authorization did not come back to ${redirectUri}: ${done.res.status} ${String(done.location)} ` +
+        done.res.text.slice(0, 300),
+    );
   const back = new URL(done.location);
   const code = back.searchParams.get('code');
   if (!code || back.searchParams.get('state') !== state) throw new Error(`no code in ${done.location}`);
+  target.watch?.add('code', code);
+  target.watch?.add('code_verifier', verifier);
   const tokenAt = target.tokenAt ?? target.origin;
   const res = await fetchImpl(`${tokenAt}/oauth/token`, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      ...(await target.tokenHeaders?.(`${tokenAt}/oauth/token`)),
+    },
     body: new URLSearchParams({
       grant_type: 'authorization_code',
       code,
       redirect_uri: redirectUri,
       code_verifier: verifier,
       client_id: clientId,
-      resource: target.resource,
+      ...(target.tokenResource === false ? {} : { resource: target.resource }),
     }).toString(),
   });
-  const tokens = (await res.json()) as Record<string, unknown>;
+  const tokenText = await res.text();
+  target.watch?.fromJson(tokenText);
+  const tokens = JSON.parse(tokenText) as Record<string, unknown>;
   if (res.status !== 200) throw new Error(`token exchange failed: ${res.status} ${JSON.stringify(tokens)}`);
   return {
     clientId,
