@@ -362,7 +362,13 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
     issuer,
     resource,
     resourceMetadataUrl: metadataUrl(resource),
-    source: { getKey: verifierKeys.getKey, requireAtJwt: true, algorithms: ['ES256'], grantActive },
+    source: {
+      getKey: verifierKeys.getKey,
+      keysVersion: () => verifierKeys.version,
+      requireAtJwt: true,
+      algorithms: ['ES256'],
+      grantActive,
+    },
   });
 
   // A rotation made by `mcp-pa keys rotate` (or another replica) is picked up here.

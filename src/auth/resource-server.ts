@@ -7,7 +7,7 @@
  *
  * The tenant is the token's subject, never anything in the request.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, createPublicKey, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import {
@@ -15,11 +15,12 @@ import {
   createLocalJWKSet,
   createRemoteJWKSet,
   customFetch,
+  decodeJwt,
   decodeProtectedHeader,
-  EmbeddedJWK,
   errors as joseErrors,
   jwtVerify,
   type JSONWebKeySet,
+  type JWK,
   type JWTPayload,
   type JWTVerifyGetKey,
 } from 'jose';
@@ -28,6 +29,8 @@ import { SCOPES } from '../mcp/context.js';
 
 export const DPOP_ALGS = ['ES256', 'EdDSA', 'Ed25519'] as const;
 const DPOP_MAX_AGE_S = 60;
+/** How long a verified access token is trusted without checking its signature again (at most until it expires). */
+const VERIFIED_TOKEN_TTL_MS = 5 * 60_000;
 const CLOCK_TOLERANCE_S = 5;
 
 export type AuthOutcome =
@@ -49,7 +52,12 @@ export type AuthOutcome =
 
 /** Short, non-reversible token id for logs and the audit trail. */
 export function tokenHash(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('base64url').slice(0, 12);
+  return tokenDigest(token).slice(0, 12);
+}
+
+/** SHA-256 of a token, base64url: the key of the verified-token cache and the DPoP `ath` (RFC 9449 §4.2). */
+function tokenDigest(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('base64url');
 }
 
 export interface TokenSource {
@@ -58,6 +66,12 @@ export interface TokenSource {
   /** Require `typ: at+jwt` (RFC 9068); external issuers may use plain JWTs. */
   readonly requireAtJwt: boolean;
   readonly algorithms: readonly string[];
+  /**
+   * A number that changes whenever the verification keys change (a rotation, a reload): tokens verified under
+   * other keys are checked again. Without it (a remote issuer's keys), a verified token is trusted for at most
+   * five minutes before its signature is checked again.
+   */
+  readonly keysVersion?: () => number;
   /** Embedded server: the grant is still there and its user enabled (cached ≤ 500 ms). */
   readonly grantActive?: (grantId: string, subject: string) => Promise<boolean>;
   /** External issuer with opaque tokens: RFC 7662 introspection. */
@@ -78,6 +92,8 @@ export interface ResourceServerOptions {
 export class ReloadingKeySet {
   private local: JWTVerifyGetKey;
   private lastReload = 0;
+  /** Changes with every new key set (replace or reload). */
+  version = 0;
 
   constructor(
     initial: JSONWebKeySet,
@@ -89,6 +105,7 @@ export class ReloadingKeySet {
 
   replace(keys: JSONWebKeySet): void {
     this.local = createLocalJWKSet(keys);
+    this.version++;
   }
 
   readonly getKey: JWTVerifyGetKey = async (header, token) => {
@@ -100,6 +117,7 @@ export class ReloadingKeySet {
       if (now - this.lastReload < this.minReloadIntervalMs) throw err;
       this.lastReload = now;
       this.local = createLocalJWKSet(await this.reload());
+      this.version++;
       return this.local(header, token);
     }
   };
@@ -122,6 +140,79 @@ export function remoteKeys(
     ...(fetchOptions?.headers ? { headers: fetchOptions.headers } : {}),
     ...(fetchOptions?.fetch ? { [customFetch]: fetchOptions.fetch } : {}),
   });
+}
+
+/**
+ * Access tokens whose signature and claims were verified, by SHA-256 digest, so that a client's requests cost one
+ * signature check per token instead of one each. An entry holds until the token expires, the verification keys
+ * change, or five minutes pass, whichever is first; the least recently added go first when full. Revocation does not
+ * depend on it: the grant is checked on every request (grantActive, cached ≤ 500 ms).
+ */
+class VerifiedTokens {
+  private readonly entries = new Map<string, { payload: JWTPayload; until: number; keys: number }>();
+  constructor(private readonly max = 10_000) {}
+
+  get(digest: string, now: number, keys: number): JWTPayload | undefined {
+    const hit = this.entries.get(digest);
+    if (hit === undefined) return undefined;
+    if (hit.until > now && hit.keys === keys) return hit.payload;
+    this.entries.delete(digest);
+    return undefined;
+  }
+
+  set(digest: string, payload: JWTPayload, now: number, keys: number): void {
+    const exp = typeof payload.exp === 'number' ? payload.exp * 1000 : 0;
+    const until = Math.min(exp, now + VERIFIED_TOKEN_TTL_MS);
+    if (until <= now) return;
+    if (this.entries.size >= this.max) {
+      const oldest = this.entries.keys().next();
+      if (!oldest.done) this.entries.delete(oldest.value);
+    }
+    this.entries.set(digest, { payload: Object.freeze({ ...payload }), until, keys });
+  }
+}
+
+/** A DPoP proof key, imported once: its node:crypto key object and its RFC 7638 thumbprint. */
+interface ProofKey {
+  readonly key: KeyObject;
+  readonly thumbprint: string;
+}
+
+/** Members of a private JWK (RFC 7518 §6.2.2, §6.3.2; RFC 8037 §2): a proof's key must be public. */
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
+
+/**
+ * DPoP proof keys by their JSON, bounded. Importing a JWK and hashing it for the thumbprint happen once per client
+ * key rather than once per request.
+ */
+class ProofKeys {
+  private readonly keys = new Map<string, ProofKey>();
+  constructor(private readonly max = 2_000) {}
+
+  async get(jwk: JWK): Promise<ProofKey> {
+    const id = JSON.stringify([jwk.kty, jwk.crv, jwk.x, jwk.y, jwk.n, jwk.e]);
+    const hit = this.keys.get(id);
+    if (hit) return hit;
+    const found: ProofKey = {
+      key: createPublicKey({ key: { ...jwk }, format: 'jwk' }),
+      thumbprint: await calculateJwkThumbprint(jwk, 'sha256'),
+    };
+    if (this.keys.size >= this.max) {
+      const oldest = this.keys.keys().next();
+      if (!oldest.done) this.keys.delete(oldest.value);
+    }
+    this.keys.set(id, found);
+    return found;
+  }
+}
+
+/** The key type and curve each accepted proof algorithm needs (RFC 7518 §3.4, RFC 8037 §3.1). */
+function keyFitsAlgorithm(alg: string, key: KeyObject): boolean {
+  if (alg === 'ES256')
+    return key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1';
+  if (alg === 'Ed25519') return key.asymmetricKeyType === 'ed25519';
+  if (alg === 'EdDSA') return key.asymmetricKeyType === 'ed25519' || key.asymmetricKeyType === 'ed448';
+  return false;
 }
 
 class ReplayCache {
@@ -161,6 +252,8 @@ function quote(value: string): string {
 
 export class ResourceServer {
   private readonly replay = new ReplayCache();
+  private readonly verified = new VerifiedTokens();
+  private readonly proofKeys = new ProofKeys();
   private readonly now: () => number;
 
   constructor(private readonly options: ResourceServerOptions) {
@@ -216,14 +309,15 @@ export class ResourceServer {
     }
     const scheme = (match[1] as string).toLowerCase();
     const token = match[2] as string;
-    const hash = tokenHash(token);
+    const digest = tokenDigest(token);
+    const hash = digest.slice(0, 12);
     const dpopScheme = scheme === 'dpop';
     const fail = (description: string, error: 'invalid_token' | 'invalid_dpop_proof' = 'invalid_token') =>
       ({ ok: false, status: 401, error, description, dpop: dpopScheme, tokenHash: hash }) as const;
 
     let payload: JWTPayload;
     try {
-      payload = await this.verify(token);
+      payload = await this.verify(token, digest);
     } catch (err) {
       const reason = describeJoseError(err);
       if (reason === 'the token could not be checked') this.options.onError?.(err);
@@ -237,7 +331,7 @@ export class ResourceServer {
     const jkt = cnf['jkt'];
     if (typeof jkt === 'string') {
       if (!dpopScheme) return fail('this token is DPoP-bound: send it with the DPoP scheme and a DPoP proof');
-      const proofError = await this.checkDpopProof(req, token, jkt);
+      const proofError = await this.checkDpopProof(req, digest, jkt);
       if (proofError) return fail(proofError, 'invalid_dpop_proof');
     } else if (dpopScheme) {
       return fail('the DPoP scheme was used with a token that is not DPoP-bound');
@@ -267,8 +361,12 @@ export class ResourceServer {
     };
   }
 
-  private async verify(token: string): Promise<JWTPayload> {
+  private async verify(token: string, digest: string): Promise<JWTPayload> {
     const { source, issuer, resource } = this.options;
+    const now = this.now();
+    const keys = source.keysVersion?.() ?? 0;
+    const known = this.verified.get(digest, now, keys);
+    if (known !== undefined) return known;
     let isJwt: boolean;
     try {
       decodeProtectedHeader(token);
@@ -292,48 +390,89 @@ export class ResourceServer {
       audience: resource,
       algorithms: [...source.algorithms],
       clockTolerance: CLOCK_TOLERANCE_S,
+      currentDate: new Date(now),
       requiredClaims: ['exp', 'sub'],
       ...(source.requireAtJwt ? { typ: 'at+jwt' } : {}),
     });
+    this.verified.set(digest, payload, now, keys);
     return payload;
   }
 
-  /** RFC 9449 §4.3 and §7.1. Returns why the proof is refused, or null. */
-  private async checkDpopProof(req: IncomingMessage, token: string, jkt: string): Promise<string | null> {
+  /**
+   * RFC 9449 §4.3 and §7.1. Returns why the proof is refused, or null. The proof is parsed with jose's decoders
+   * and its signature checked with node:crypto synchronously — one verification, no thread-pool round trip (jose's
+   * WebCrypto path cost about half the throughput of a trivial call; see docs/adr/0012). Only the algorithms of
+   * DPOP_ALGS, with a public key of the matching type and curve, are accepted; `crit` and `b64` are refused.
+   */
+  private async checkDpopProof(
+    req: IncomingMessage,
+    tokenDigestValue: string,
+    jkt: string,
+  ): Promise<string | null> {
     const proof = req.headers['dpop'];
     if (typeof proof !== 'string' || proof.length === 0) return 'a DPoP proof header is required';
     if (proof.includes(',')) return 'exactly one DPoP proof is allowed';
+    const parts = proof.split('.');
+    if (parts.length !== 3) return 'the DPoP proof is invalid: the token is malformed or invalid';
+    let header: ReturnType<typeof decodeProtectedHeader>;
     let payload: JWTPayload;
-    let jwk: unknown;
     try {
-      const verified = await jwtVerify(proof, EmbeddedJWK, {
-        typ: 'dpop+jwt',
-        algorithms: [...DPOP_ALGS],
-        requiredClaims: ['iat', 'jti', 'htm', 'htu', 'ath'],
-      });
-      payload = verified.payload;
-      jwk = verified.protectedHeader.jwk;
-    } catch (err) {
-      return `the DPoP proof is invalid: ${describeJoseError(err)}`;
+      header = decodeProtectedHeader(proof);
+      payload = decodeJwt(proof);
+    } catch {
+      return 'the DPoP proof is invalid: the token is malformed or invalid';
+    }
+    if (header.typ !== 'dpop+jwt') return 'the DPoP proof is invalid: its typ must be dpop+jwt';
+    const alg = header.alg;
+    if (typeof alg !== 'string' || !(DPOP_ALGS as readonly string[]).includes(alg)) {
+      return 'the DPoP proof is invalid: the token uses an algorithm that is not accepted';
+    }
+    if ('crit' in header || 'b64' in header)
+      return 'the DPoP proof is invalid: crit and b64 are not supported';
+    const jwk = header.jwk;
+    if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk)) {
+      return 'the DPoP proof is invalid: its header must carry the public key (jwk)';
+    }
+    if (PRIVATE_JWK_MEMBERS.some((m) => m in jwk))
+      return 'the DPoP proof is invalid: its jwk must be a public key';
+    let proofKey: ProofKey;
+    try {
+      proofKey = await this.proofKeys.get(jwk);
+    } catch {
+      return 'the DPoP proof is invalid: its jwk is not a usable public key';
+    }
+    if (!keyFitsAlgorithm(alg, proofKey.key)) {
+      return 'the DPoP proof is invalid: its key does not fit its algorithm';
+    }
+    const signature = Buffer.from(parts[2] as string, 'base64url');
+    const signed = Buffer.from(`${parts[0]}.${parts[1]}`, 'ascii');
+    const valid =
+      alg === 'ES256'
+        ? signature.length === 64 &&
+          verify('sha256', signed, { key: proofKey.key, dsaEncoding: 'ieee-p1363' }, signature)
+        : verify(null, signed, proofKey.key, signature);
+    if (!valid) return 'the DPoP proof is invalid: the token signature is invalid';
+    for (const claim of ['iat', 'jti', 'htm', 'htu', 'ath'] as const) {
+      if (payload[claim] === undefined) return `the DPoP proof is invalid: it has no ${claim} claim`;
     }
     const now = this.now();
-    const iat = payload.iat as number;
+    const iat = payload.iat;
+    if (typeof iat !== 'number' || !Number.isFinite(iat))
+      return 'the DPoP proof is invalid: its iat must be a number';
     if (Math.abs(now / 1000 - iat) > DPOP_MAX_AGE_S) return 'the DPoP proof is too old or from the future';
     if (payload['htm'] !== req.method) return 'the DPoP proof was made for another HTTP method';
     if (normaliseHtu(payload['htu']) !== normaliseHtu(this.options.resource)) {
       return 'the DPoP proof was made for another URL';
     }
-    const ath = createHash('sha256').update(token, 'ascii').digest('base64url');
-    if (typeof payload['ath'] !== 'string' || !equalStrings(payload['ath'], ath)) {
+    if (typeof payload['ath'] !== 'string' || !equalStrings(payload['ath'], tokenDigestValue)) {
       return 'the DPoP proof does not belong to this access token (ath)';
     }
-    const thumbprint = await calculateJwkThumbprint(
-      jwk as Parameters<typeof calculateJwkThumbprint>[0],
-      'sha256',
-    );
-    if (!equalStrings(thumbprint, jkt))
+    if (!equalStrings(proofKey.thumbprint, jkt))
       return 'the DPoP proof is signed by another key than the token is bound to';
-    if (!this.replay.add(`${jkt}:${String(payload.jti)}`, now + 2 * DPOP_MAX_AGE_S * 1000, now)) {
+    if (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > 256) {
+      return 'the DPoP proof is invalid: its jti must be a string of 1 to 256 characters';
+    }
+    if (!this.replay.add(`${jkt}:${payload.jti}`, now + 2 * DPOP_MAX_AGE_S * 1000, now)) {
       return 'the DPoP proof was already used (replay)';
     }
     return null;
