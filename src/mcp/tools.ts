@@ -121,9 +121,47 @@ function unknownArguments(keys: readonly string[], shape: z.ZodRawShape): string
   return `${each.join('; ')} (allowed: ${allowed.join(', ') || 'none'})`;
 }
 
+/** One tool as every server registers it: its definition and schemas, and a handler given the session's deps. */
+interface ToolEntry {
+  readonly name: string;
+  readonly config: {
+    readonly title: string;
+    readonly description: string;
+    readonly inputSchema: z.ZodObject;
+    readonly outputSchema: z.ZodObject;
+    readonly annotations: ToolAnnotations;
+  };
+  readonly handler: (args: never, extra: Extra, session: McpDependencies) => Promise<CallToolResult>;
+}
+
+/**
+ * The tool definitions, built once per assistant and clock and shared by every server of the process. Building the
+ * zod input schemas of every tool for each stateful session cost about 450 KB of heap per session (measured by
+ * bench/session-memory.ts); the SDK only reads them, so one copy serves all. What differs per session — who the
+ * caller is, where not-found is reported — comes from the session's deps at call time.
+ */
+const catalogs = new WeakMap<
+  McpDependencies['assistant'],
+  { clock: McpDependencies['clock']; tools: ToolEntry[] }
+>();
+
 /** Registers every tool on a server. */
 export function registerTools(server: McpServer, deps: McpDependencies): void {
+  let catalog = catalogs.get(deps.assistant);
+  if (catalog === undefined || catalog.clock !== deps.clock) {
+    catalog = { clock: deps.clock, tools: buildTools(deps) };
+    catalogs.set(deps.assistant, catalog);
+  }
+  for (const t of catalog.tools) {
+    server.registerTool(t.name, t.config, ((args: never, extra: Extra) =>
+      t.handler(args, extra, deps)) as never);
+  }
+}
+
+/** Builds the tool definitions; `deps` gives the assistant and clock only (session parts come at call time). */
+function buildTools(deps: McpDependencies): ToolEntry[] {
   const a = deps.assistant;
+  const entries: ToolEntry[] = [];
 
   function tool<I extends z.ZodRawShape, O extends z.ZodObject>(
     name: string,
@@ -142,9 +180,9 @@ export function registerTools(server: McpServer, deps: McpDependencies): void {
     ) => Promise<ToolOutcome<z.infer<O>>>,
   ): void {
     const scope = def.scope ?? (def.annotations.readOnlyHint ? 'read' : 'write');
-    server.registerTool(
+    entries.push({
       name,
-      {
+      config: {
         title: def.title,
         description: def.description,
         inputSchema: z.strictObject(def.input, {
@@ -154,8 +192,12 @@ export function registerTools(server: McpServer, deps: McpDependencies): void {
         outputSchema: def.output,
         annotations: { title: def.title, ...def.annotations },
       },
-      (async (args: z.infer<z.ZodObject<I>>, extra: Extra): Promise<CallToolResult> => {
-        const caller = deps.caller(extra);
+      handler: (async (
+        args: z.infer<z.ZodObject<I>>,
+        extra: Extra,
+        session: McpDependencies,
+      ): Promise<CallToolResult> => {
+        const caller = session.caller(extra);
         if (!caller.scopes.has(SCOPES[scope])) {
           return {
             isError: true,
@@ -171,7 +213,7 @@ export function registerTools(server: McpServer, deps: McpDependencies): void {
         if (bad !== undefined) {
           // The field path is printed with any NUL or surrogate escaped (it may be in a key).
           const field = JSON.stringify(bad.field).slice(1, -1) || 'arguments';
-          return toolError(invalid(field, bad.reason, 'remove the character and retry'), deps, name);
+          return toolError(invalid(field, bad.reason, 'remove the character and retry'), session, name);
         }
         try {
           const res = await run(args, caller, extra);
@@ -181,11 +223,11 @@ export function registerTools(server: McpServer, deps: McpDependencies): void {
           };
         } catch (err) {
           if (err instanceof AssistantError && err.code === 'not_found')
-            deps.onNotFound?.(caller, name, err.field);
-          return toolError(err, deps, name);
+            session.onNotFound?.(caller, name, err.field);
+          return toolError(err, session, name);
         }
-      }) as never,
-    );
+      }) as ToolEntry['handler'],
+    });
   }
 
   const batch = (results: BatchResult[]) => ({
@@ -705,4 +747,5 @@ export function registerTools(server: McpServer, deps: McpDependencies): void {
       return { structured: result };
     },
   );
+  return entries;
 }
