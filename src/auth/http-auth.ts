@@ -263,14 +263,17 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
     });
     if (grantCache.size > 10_000) grantCache.clear();
     grantCache.set(key, { active, until: now + GRANT_CACHE_MS });
-    if (active && (usageWritten.get(grantId) ?? 0) + USAGE_WRITE_INTERVAL_MS < now) {
-      usageWritten.set(grantId, now);
-      if (usageWritten.size > 10_000) usageWritten.clear();
-      void recordUsage(grantId).catch((err: unknown) =>
-        log.warn({ err: (err as Error).message }, 'could not record grant usage'),
-      );
-    }
+    if (active) noteUsage(grantId, now);
     return active;
+  };
+  /** Records that a grant was used, at most once per USAGE_WRITE_INTERVAL_MS per grant (off the request path). */
+  const noteUsage = (grantId: string, now: number): void => {
+    if ((usageWritten.get(grantId) ?? 0) + USAGE_WRITE_INTERVAL_MS >= now) return;
+    usageWritten.set(grantId, now);
+    if (usageWritten.size > 10_000) usageWritten.clear();
+    void recordUsage(grantId).catch((err: unknown) =>
+      log.warn({ err: (err as Error).message }, 'could not record grant usage'),
+    );
   };
   const recordUsage = (grantId: string): Promise<unknown> =>
     store.withServerState((sql) =>
@@ -286,7 +289,7 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
         const grantId =
           (args[1] as { grantId?: string } | undefined)?.grantId ??
           (args[0] as { grantId?: string } | undefined)?.grantId;
-        if (grantId) void recordUsage(grantId).catch(() => undefined);
+        if (grantId) noteUsage(grantId, Date.now());
       });
     }
     // The library's own events, for the audit trail.
