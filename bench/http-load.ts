@@ -23,6 +23,8 @@ export interface LoadOptions {
   readonly concurrency: number;
   readonly requests: number;
   readonly headers?: Record<string, string>;
+  /** Headers of one request, asked for each request in turn (e.g. a fresh DPoP proof); merged over `headers`. */
+  readonly headersFor?: (index: number) => Record<string, string>;
 }
 
 /** Extracts the JSON-RPC message from a JSON body or from the first `data:` line of an SSE body. */
@@ -36,7 +38,7 @@ function message(text: string): { result?: unknown; error?: unknown } {
   return JSON.parse(json) as { result?: unknown; error?: unknown };
 }
 
-function once(agent: Agent, options: LoadOptions): Promise<void> {
+function once(agent: Agent, options: LoadOptions, index: number): Promise<void> {
   const url = new URL(options.url);
   return new Promise((resolve, reject) => {
     const req = request(
@@ -52,6 +54,7 @@ function once(agent: Agent, options: LoadOptions): Promise<void> {
           accept: 'application/json, text/event-stream',
           'mcp-protocol-version': '2025-06-18',
           ...options.headers,
+          ...options.headersFor?.(index),
         },
       },
       (res) => {
@@ -63,6 +66,8 @@ function once(agent: Agent, options: LoadOptions): Promise<void> {
             if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}: ${text.slice(0, 200)}`);
             const msg = message(text);
             if (msg.result === undefined) throw new Error(`no result: ${text.slice(0, 200)}`);
+            if ((msg.result as { isError?: unknown }).isError === true)
+              throw new Error(`tool error: ${text.slice(0, 200)}`);
             resolve();
           } catch (err) {
             reject(err as Error);
@@ -83,9 +88,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const started = performance.now();
   const worker = async (): Promise<void> => {
     while (next < options.requests) {
-      next++;
+      const index = next++;
       const t = performance.now();
-      await once(agent, options);
+      await once(agent, options, index);
       latencies.push(performance.now() - t);
     }
   };

@@ -3,13 +3,17 @@
  * stateless Express example pattern (a new McpServer and transport per request; see http-baseline-server.ts), both
  * answering the same call with the same tool registry and the same certificate. Each server runs in its own child
  * process; the load comes from this process, one server at a time, rounds alternating so drift hits both alike.
- * Ours runs the built CLI (`mcp-pa serve`, stateless sessions, embedded PGlite). Target: ours/theirs ≥ 2.0.
+ * Ours runs the built CLI (`mcp-pa serve`, stateless sessions, embedded PGlite) with full security on: every request
+ * carries an OAuth access token (obtained through the real flow) that is checked — signature, claims, grant, scopes —
+ * and passes the rate limiter (raised to 100,000/min so the load measures it without being refused) and the audit
+ * usage counters. The SDK example has no security at all. Target: ours/theirs ≥ 2.0.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createSelfSignedLocalhost } from '../src/security/dev-certificate.js';
+import { headlessTokens, startServerProcess, type ServerProcess } from '../test/support/server-process.js';
 import { ROOT } from './cold-start.js';
 import { runLoad, type LoadResult } from './http-load.js';
 import { heading, isEntry, ms, percentile, quickMode, table } from './lib.js';
@@ -38,6 +42,13 @@ export interface HttpBenchResult {
 interface Running {
   readonly url: string;
   readonly child: ChildProcess;
+}
+
+interface Ours {
+  readonly url: string;
+  readonly server: ServerProcess;
+  readonly ca: Buffer;
+  readonly headers: Record<string, string>;
 }
 
 function waitFor(child: ChildProcess, stream: 'stdout' | 'stderr', pattern: RegExp): Promise<string> {
@@ -71,21 +82,26 @@ async function startTheirs(cert: string, key: string): Promise<Running> {
   return { url: `https://127.0.0.1:${port}/mcp`, child };
 }
 
-async function startOurs(cert: string, key: string, dataDir: string): Promise<Running> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'serve'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: {
-      PATH: process.env['PATH'] ?? '',
-      MCP_DATA_DIR: dataDir,
-      MCP_TLS_CERT: cert,
-      MCP_TLS_KEY: key,
-      MCP_PORT: '0',
-      MCP_SESSIONS: 'stateless',
-      MCP_LOG_LEVEL: 'info',
-    },
+async function startOurs(): Promise<Ours> {
+  const server = await startServerProcess({
+    config: { server: { sessions: 'stateless' }, security: { mcp_requests_per_minute: 100_000 } },
+    users: ['bench'],
+    logLevel: 'info',
   });
-  const url = await waitFor(child, 'stderr', /"mcp":"(https:\/\/[^"]+)"/);
-  return { url, child };
+  const user = server.users.get('bench');
+  if (!user) throw new Error('no bench user');
+  const tokens = await headlessTokens({
+    origin: server.origin,
+    resource: server.resource,
+    ca: server.ca,
+    user,
+  });
+  return {
+    url: server.resource,
+    server,
+    ca: Buffer.from(server.ca.cert),
+    headers: { authorization: `Bearer ${tokens.accessToken}` },
+  };
 }
 
 async function stop(r: Running): Promise<void> {
@@ -109,26 +125,28 @@ export async function runHttp(
   writeFileSync(cert, pair.cert);
   writeFileSync(key, pair.key, { mode: 0o600 });
   const ca = Buffer.from(pair.cert);
-  const ours = await startOurs(cert, key, path.join(dir, 'data'));
+  const ours = await startOurs();
   const theirs = await startTheirs(cert, key);
   try {
     const calls: HttpCallResult[] = [];
     for (const call of Object.keys(CALLS) as Call[]) {
       const body = JSON.stringify(CALLS[call]);
-      const load = (url: string, requests: number) => runLoad({ url, ca, body, concurrency, requests });
+      const loadOurs = (requests: number) =>
+        runLoad({ url: ours.url, ca: ours.ca, headers: ours.headers, body, concurrency, requests });
+      const loadTheirs = (requests: number) => runLoad({ url: theirs.url, ca, body, concurrency, requests });
       // Warm-up: JIT, TLS sessions, pools.
-      await load(ours.url, requestsPerRound / 4);
-      await load(theirs.url, requestsPerRound / 4);
+      await loadOurs(requestsPerRound / 4);
+      await loadTheirs(requestsPerRound / 4);
       const o: LoadResult[] = [];
       const t: LoadResult[] = [];
       for (let round = 0; round < rounds; round++) {
         // Alternate which goes first.
         if (round % 2 === 0) {
-          t.push(await load(theirs.url, requestsPerRound));
-          o.push(await load(ours.url, requestsPerRound));
+          t.push(await loadTheirs(requestsPerRound));
+          o.push(await loadOurs(requestsPerRound));
         } else {
-          o.push(await load(ours.url, requestsPerRound));
-          t.push(await load(theirs.url, requestsPerRound));
+          o.push(await loadOurs(requestsPerRound));
+          t.push(await loadTheirs(requestsPerRound));
         }
       }
       const best = (list: LoadResult[]) =>
@@ -142,7 +160,7 @@ export async function runHttp(
     }
     return { calls, concurrency, rounds, requestsPerRound };
   } finally {
-    await stop(ours);
+    await ours.server.close();
     await stop(theirs);
     rmSync(dir, { recursive: true, force: true });
   }
@@ -161,7 +179,9 @@ export function printHttp(r: HttpBenchResult): string {
     ],
   ]);
   return [
-    heading('HTTPS throughput: ours (stateless) vs the SDK stateless Express example — target ratio ≥ 2.0'),
+    heading(
+      'HTTPS throughput: ours (stateless, full security) vs the SDK stateless Express example — target ratio ≥ 2.0',
+    ),
     table(['call, server', 'req/s', 'p50', 'p95', 'p99', 'ratio ours/theirs'], rows),
     `${r.rounds} alternating round(s) of ${r.requestsPerRound} requests per server and call, ${r.concurrency} concurrent keep-alive clients;`,
     'req/s and latencies are from the median round; the ratio is the median of the per-round ratios.',

@@ -7,6 +7,14 @@ import { printHttp, runHttp, type HttpBenchResult } from './http.js';
 import { heading, ms, quickMode, table } from './lib.js';
 import { printPostgresSearch, runPostgresSearch, type PostgresSearchResult } from './postgres-search.js';
 import { printSearch, runSearch, type SearchBenchResult } from './search.js';
+import { printSecurityCost, runSecurityCost, type SecurityCostResult } from './security-cost.js';
+import {
+  printSessionMemory,
+  runSessionMemory,
+  SESSION_MEMORY_TARGET_BYTES,
+  type SessionMemoryResult,
+} from './session-memory.js';
+import { printTokenEndpoint, runTokenEndpoint, type TokenEndpointResult } from './token-endpoint.js';
 
 const SEARCH_TARGET_MS = 20;
 const SEARCH_TARGET_ITEMS = 100_000;
@@ -22,6 +30,9 @@ function summary(
   searchResult: SearchBenchResult,
   pgResult: PostgresSearchResult | { skipped: string },
   http: HttpBenchResult,
+  security: SecurityCostResult | { skipped: string },
+  token: TokenEndpointResult,
+  sessions: SessionMemoryResult,
 ): string {
   const at = (n: number) => searchResult.sizes.find((s) => s.items === n);
   const big = at(SEARCH_TARGET_ITEMS);
@@ -79,6 +90,50 @@ function summary(
       verdict(c.ratio >= HTTP_RATIO_TARGET),
     ]);
   }
+  if ('skipped' in security) {
+    rows.push(['security on/off, read-tool throughput (PostgreSQL)', 'n/a', '≥ 0.95', verdict(null)]);
+  } else {
+    rows.push(
+      [
+        'security on/off, read-tool throughput (PostgreSQL)',
+        security.throughput.ratio.toFixed(3),
+        '≥ 0.95',
+        verdict(security.throughput.ratio >= 0.95),
+      ],
+      [
+        'security on/off, read-tool p99 at 50 clients',
+        security.latency50.ratio.toFixed(3),
+        '≤ 1.10',
+        verdict(security.latency50.ratio <= 1.1),
+      ],
+    );
+    if ('skipped' in security.dpop)
+      rows.push(['DPoP extra server CPU / ES256 verification', 'n/a', '≤ 1.5', verdict(null)]);
+    else
+      rows.push([
+        'DPoP extra server CPU / ES256 verification',
+        security.dpop.ratio.toFixed(2),
+        '≤ 1.5',
+        verdict(security.dpop.ratio <= 1.5),
+      ]);
+    rows.push(['ES256 verifications per second, one core', security.es256PerSecond.toFixed(0), '', 'info']);
+  }
+  for (const g of token.grants) {
+    rows.push([
+      `token endpoint ${g.grant}, ours/oidc-provider in memory`,
+      g.ratio.toFixed(2),
+      '≥ 0.8',
+      verdict(g.ratio >= 0.8),
+    ]);
+  }
+  for (const v of sessions.variants) {
+    rows.push([
+      `memory per idle stateful session (${v.variant})`,
+      `${(v.heapPerSession / 1024).toFixed(1)} KB`,
+      `≤ ${SESSION_MEMORY_TARGET_BYTES / 1024} KB`,
+      verdict(v.heapPerSession <= SESSION_MEMORY_TARGET_BYTES),
+    ]);
+  }
   return [heading('Summary'), table(['figure', 'value', 'target', 'status'], rows)].join('\n');
 }
 
@@ -92,5 +147,11 @@ const pgResult = await runPostgresSearch();
 process.stdout.write(`${printPostgresSearch(pgResult)}\n`);
 const http = await runHttp();
 process.stdout.write(`${printHttp(http)}\n`);
-process.stdout.write(`${summary(cold, searchResult, pgResult, http)}\n`);
+const security = await runSecurityCost();
+process.stdout.write(`${printSecurityCost(security)}\n`);
+const token = await runTokenEndpoint();
+process.stdout.write(`${printTokenEndpoint(token)}\n`);
+const sessions = await runSessionMemory();
+process.stdout.write(`${printSessionMemory(sessions)}\n`);
+process.stdout.write(`${summary(cold, searchResult, pgResult, http, security, token, sessions)}\n`);
 process.stdout.write(`\n(node ${process.version}, ${((Date.now() - started) / 1000).toFixed(0)} s in all)\n`);
