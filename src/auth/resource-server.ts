@@ -254,10 +254,13 @@ export class ResourceServer {
   private readonly replay = new ReplayCache();
   private readonly verified = new VerifiedTokens();
   private readonly proofKeys = new ProofKeys();
+  /** The resource URL as a proof's htu is compared with it (no query, no fragment), computed once. */
+  private readonly resourceHtu: string;
   private readonly now: () => number;
 
   constructor(private readonly options: ResourceServerOptions) {
     this.now = options.now ?? (() => Date.now());
+    this.resourceHtu = normaliseHtu(options.resource);
   }
 
   get resource(): string {
@@ -461,7 +464,7 @@ export class ResourceServer {
       return 'the DPoP proof is invalid: its iat must be a number';
     if (Math.abs(now / 1000 - iat) > DPOP_MAX_AGE_S) return 'the DPoP proof is too old or from the future';
     if (payload['htm'] !== req.method) return 'the DPoP proof was made for another HTTP method';
-    if (normaliseHtu(payload['htu']) !== normaliseHtu(this.options.resource)) {
+    if (normaliseHtu(payload['htu']) !== this.resourceHtu) {
       return 'the DPoP proof was made for another URL';
     }
     if (typeof payload['ath'] !== 'string' || !equalStrings(payload['ath'], tokenDigestValue)) {
