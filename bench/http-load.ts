@@ -99,7 +99,11 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   } finally {
     agent.destroy();
   }
-  const seconds = (performance.now() - started) / 1000;
+  return loadResult(latencies, (performance.now() - started) / 1000);
+}
+
+/** Throughput and latency percentiles of a closed-loop run: one latency (ms) per completed request. */
+export function loadResult(latencies: readonly number[], seconds: number): LoadResult {
   return {
     requests: latencies.length,
     seconds,

@@ -34,7 +34,7 @@ import pg from 'pg';
 import { Browser } from '../test/auth/oauth-fixture.js';
 import { startServerProcess, type ServerProcess } from '../test/support/server-process.js';
 import { ROOT } from './cold-start.js';
-import type { LoadResult } from './http-load.js';
+import { loadResult, type LoadResult } from './http-load.js';
 import { heading, isEntry, ms, percentile, quickMode, table } from './lib.js';
 
 const CONCURRENCY = 8;
@@ -92,28 +92,33 @@ interface Reply {
   readonly text: string;
 }
 
-function post(
+/** One HTTPS request on `agent`, reading the whole answer: a POST of `body` when given, else a GET. */
+function send(
   agent: Agent,
   url: string,
-  body: string,
+  body?: string,
   contentType = 'application/x-www-form-urlencoded',
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      { method: 'POST', agent, headers: { 'content-type': contentType, accept: 'application/json' } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
-        );
-        res.on('error', reject);
-      },
-    );
+    const options =
+      body === undefined
+        ? { agent }
+        : { method: 'POST', agent, headers: { 'content-type': contentType, accept: 'application/json' } };
+    const req = request(url, options, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+      );
+      res.on('error', reject);
+    });
     req.on('error', reject);
     req.end(body);
   });
+}
+
+function post(agent: Agent, url: string, body: string, contentType?: string): Promise<Reply> {
+  return send(agent, url, body, contentType);
 }
 
 function pkce(): { verifier: string; challenge: string } {
@@ -186,31 +191,12 @@ async function closedLoop(
       while (await step(w, latencies));
     }),
   );
-  const seconds = (performance.now() - started) / 1000;
-  return {
-    requests: latencies.length,
-    seconds,
-    perSecond: latencies.length / seconds,
-    p50: percentile(latencies, 50),
-    p95: percentile(latencies, 95),
-    p99: percentile(latencies, 99),
-  };
+  return loadResult(latencies, (performance.now() - started) / 1000);
 }
 
 /** Fetches a URL (GET), reading the whole answer. */
 function get(agent: Agent, url: string): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { agent }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
-      );
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  return send(agent, url);
 }
 
 /**
