@@ -218,7 +218,13 @@ export async function runSecurityCost(
     return { skipped: `no PostgreSQL server at MCP_PA_BENCH_DATABASE_URL (${(err as Error).message})` };
   }
   const common = {
-    env: { MCP_DATABASE_URL: db.url },
+    env: {
+      MCP_DATABASE_URL: db.url,
+      // For profiling the servers, e.g. an inspector preload that writes a CPU profile on exit.
+      ...(process.env['BENCH_SERVER_NODE_OPTIONS']
+        ? { NODE_OPTIONS: process.env['BENCH_SERVER_NODE_OPTIONS'] }
+        : {}),
+    },
     logLevel: 'info',
   };
   const config = (enabled: boolean) => ({
