@@ -47,6 +47,7 @@ export interface Config {
   readonly assistant: Readonly<{ timezone: string | undefined }>;
   readonly security: Readonly<ParsedConfig['security']>;
   readonly logging: Readonly<ParsedConfig['logging']>;
+  readonly metrics: Readonly<ParsedConfig['metrics']>;
 }
 
 /** `list`: comma-separated strings (blank entries dropped). */
@@ -255,6 +256,24 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
     description: 'default IANA time zone',
   },
   { name: 'MCP_LOG_LEVEL', key: ['logging', 'level'], kind: 'string', description: 'log level' },
+  {
+    name: 'MCP_METRICS_PORT',
+    key: ['metrics', 'port'],
+    kind: 'integer',
+    description: 'Prometheus metrics listener port',
+  },
+  {
+    name: 'MCP_METRICS_HOST',
+    key: ['metrics', 'host'],
+    kind: 'string',
+    description: 'Prometheus metrics listener address',
+  },
+  {
+    name: 'MCP_METRICS_TOKEN',
+    key: ['metrics', 'token'],
+    kind: 'string',
+    description: 'bearer token for /metrics (secret)',
+  },
 ];
 
 /** Command-line flags every subcommand accepts, and the key each sets. */
@@ -553,6 +572,7 @@ function resolve(parsed: ParsedConfig, configFile: string | undefined): Config {
     assistant: { timezone: parsed.assistant.timezone },
     security: parsed.security,
     logging: parsed.logging,
+    metrics: parsed.metrics,
   };
   return deepFreeze(config);
 }
@@ -566,8 +586,10 @@ export function redactConfig(config: Config): Record<string, unknown> {
     embeddings: { api_key?: string };
     authentication: { secret_key?: string; introspection_client_secret?: string };
     security: { redis_url?: string };
+    metrics: { token?: string };
   } & Record<string, unknown>;
   if (copy.embeddings.api_key !== undefined) copy.embeddings.api_key = REDACTED;
+  if (copy.metrics.token !== undefined) copy.metrics.token = REDACTED;
   if (copy.authentication.secret_key !== undefined) copy.authentication.secret_key = REDACTED;
   const redis = copy.security.redis_url;
   if (redis !== undefined) {

@@ -450,6 +450,45 @@ const loggingSchema = z
   })
   .describe('Logging.');
 
+const metricsSchema = z
+  .strictObject({
+    port: z
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .optional()
+      .describe(
+        'HTTP mode: serve Prometheus metrics at GET /metrics on a separate plain-HTTP listener on this port (MCP_METRICS_PORT); unset: no listener.',
+      ),
+    host: z
+      .string()
+      .min(1)
+      .default('127.0.0.1')
+      .describe(
+        'Address of the metrics listener (MCP_METRICS_HOST); a non-loopback address needs metrics.token.',
+      ),
+    token: z
+      .string()
+      .min(32, {
+        error: 'the metrics token must be at least 32 characters (generate one with: openssl rand -hex 32)',
+      })
+      .optional()
+      .describe(
+        'Bearer token scrapers must send (MCP_METRICS_TOKEN; secret: redacted). Set, it also serves GET /metrics on the main HTTPS listener.',
+      ),
+  })
+  .superRefine((m, ctx) => {
+    if (m.port !== undefined && m.token === undefined && !isLoopbackHost(m.host)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['host'],
+        message: `a metrics listener on ${m.host} needs metrics.token (MCP_METRICS_TOKEN): metrics show who uses the server and how (allowed: a loopback address such as 127.0.0.1, or set a token)`,
+      });
+    }
+  })
+  .describe('Prometheus metrics (HTTP mode; docs/observability.md).');
+
 export const configSchema = z
   .strictObject({
     $schema: z.string().optional().describe('Ignored; lets editors find a JSON schema.'),
@@ -475,6 +514,7 @@ export const configSchema = z
     assistant: assistantSchema.prefault({}),
     security: securitySchema.prefault({}),
     logging: loggingSchema.prefault({}),
+    metrics: metricsSchema.prefault({}),
   })
   .superRefine((cfg, ctx) => {
     if (cfg.mode === 'local') {
