@@ -107,6 +107,8 @@ export interface HttpAuth {
 export interface EmbeddedAuthOptions {
   /** The audit trail (src/security/audit.ts); none: events are not recorded. */
   readonly audit?: AuditSink | undefined;
+  /** Told of every token endpoint answer (metrics): the grant type, and the OAuth error code or null. */
+  readonly onTokenResult?: ((grantType: string | undefined, error: string | null) => void) | undefined;
   /** Rate limits (defaults: DEFAULT_LIMITS in src/security/rate-limits.ts). */
   readonly limits?: AuthRateLimits;
   readonly store: PostgresStore;
@@ -310,10 +312,15 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
         ?.entities;
       return e?.['Grant']?.accountId ?? e?.['RefreshToken']?.accountId ?? e?.['AuthorizationCode']?.accountId;
     };
+    const grantTypeOf = (ctx: unknown): string | undefined => {
+      const value = (ctx as { oidc?: { params?: Record<string, unknown> } }).oidc?.params?.['grant_type'];
+      return typeof value === 'string' ? value : undefined;
+    };
     p.on('grant.success', (...args: unknown[]) => {
       const ctx = args[0] as { oidc?: { params?: Record<string, unknown> }; body?: unknown };
       const { req, res, clientId } = about(ctx);
       const grantType = ctx.oidc?.params?.['grant_type'];
+      options.onTokenResult?.(grantTypeOf(ctx), null);
       const body = ctx.body as { access_token?: unknown } | undefined;
       audit(req, res, {
         type: grantType === 'refresh_token' ? 'token.refreshed' : 'token.issued',
@@ -325,7 +332,12 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
     });
     p.on('grant.error', (...args: unknown[]) => {
       // The library's fixed description is generic; the reason is in error_detail.
-      const err = args[1] as { error_detail?: string; error_description?: string } | undefined;
+      const err = args[1] as
+        { error?: string; error_detail?: string; error_description?: string } | undefined;
+      options.onTokenResult?.(
+        grantTypeOf(args[0]),
+        typeof err?.error === 'string' ? err.error : 'server_error',
+      );
       if (
         err?.error_detail !== 'refresh token already used' &&
         err?.error_description !== 'refresh token already used'

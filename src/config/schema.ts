@@ -455,11 +455,11 @@ const metricsSchema = z
     port: z
       .number()
       .int()
-      .min(1)
+      .min(0)
       .max(65535)
       .optional()
       .describe(
-        'HTTP mode: serve Prometheus metrics at GET /metrics on a separate plain-HTTP listener on this port (MCP_METRICS_PORT); unset: no listener.',
+        'HTTP mode: serve Prometheus metrics at GET /metrics on a separate plain-HTTP listener on this port (MCP_METRICS_PORT; 0: any free port, logged); unset: no listener.',
       ),
     host: z
       .string()

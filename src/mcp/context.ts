@@ -51,4 +51,7 @@ export interface McpDependencies {
    */
   readonly onNotFound?:
     ((caller: CallerContext, tool: string, field: string | undefined) => void) | undefined;
+  /** Told after every tool call that reached the tool (metrics and the request log); ok is false for isError. */
+  readonly onToolCall?:
+    ((call: { tool: string; ok: boolean; seconds: number; caller: CallerContext }) => void) | undefined;
 }

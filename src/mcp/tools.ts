@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
@@ -152,9 +153,30 @@ export function registerTools(server: McpServer, deps: McpDependencies): void {
     catalog = { clock: deps.clock, tools: buildTools(deps) };
     catalogs.set(deps.assistant, catalog);
   }
+  const observe = deps.onToolCall;
   for (const t of catalog.tools) {
-    server.registerTool(t.name, t.config, ((args: never, extra: Extra) =>
-      t.handler(args, extra, deps)) as never);
+    server.registerTool(
+      t.name,
+      t.config,
+      (observe === undefined
+        ? (args: never, extra: Extra) => t.handler(args, extra, deps)
+        : async (args: never, extra: Extra) => {
+            const started = performance.now();
+            let ok = false;
+            try {
+              const result = await t.handler(args, extra, deps);
+              ok = result.isError !== true;
+              return result;
+            } finally {
+              observe({
+                tool: t.name,
+                ok,
+                seconds: (performance.now() - started) / 1000,
+                caller: deps.caller(extra),
+              });
+            }
+          }) as never,
+    );
   }
 }
 

@@ -104,6 +104,8 @@ export interface AuditLogOptions {
   incidents?: Partial<IncidentSettings>;
   /** The clock (tests). */
   now?: () => Date;
+  /** Told of every event recorded (after cleaning): the metrics count them by type. */
+  onEvent?: (type: AuditEventType, details: Readonly<Record<string, AuditDetail>>) => void;
 }
 
 /** Types whose events count towards failure_burst. */
@@ -215,6 +217,7 @@ export class AuditLog {
   readonly logger: Logger;
   private readonly eventLogger: Logger;
   private readonly store: PostgresStore | null;
+  private readonly onEvent: AuditLogOptions['onEvent'];
   private readonly retentionDays: number;
   private readonly maxQueue: number;
   private readonly incidents: Readonly<IncidentSettings>;
@@ -248,6 +251,7 @@ export class AuditLog {
     this.incidents = incidents;
     this.store = options.store;
     this.logger = options.logger;
+    this.onEvent = options.onEvent;
     // Audit lines are written at info, but are kept even when the log level is warn or error (only "silent"
     // silences them): an operator turning logs down must not lose the security trail from the stream.
     const level = options.logger.level;
@@ -393,6 +397,7 @@ export class AuditLog {
     };
     const at = this.now();
     this.eventLogger.info({ audit: clean }, 'audit');
+    this.onEvent?.(clean.type, clean.details);
     if (!this.closed && this.store !== null) {
       this.queue.push({
         at: at.toISOString(),

@@ -20,6 +20,8 @@ import { loadOrCreateSecret } from '../auth/secret.js';
 import { AuthRateLimits } from '../security/rate-limits.js';
 import { AuditLog, startAuditRetention } from '../security/audit.js';
 import { StartupError, type HttpPlan } from './http-preflight.js';
+import { EMBEDDING_QUEUE_BOUND, Metrics } from '../observability/metrics.js';
+import { startMetricsListener, type MetricsListener } from './http/metrics-listener.js';
 
 export interface HttpApplication {
   /** Scheme, host and port the server listens on, e.g. https://127.0.0.1:8000. */
@@ -27,6 +29,8 @@ export interface HttpApplication {
   /** The MCP endpoint, `<url>/mcp`. */
   readonly mcpUrl: string;
   readonly port: number;
+  /** The metrics listener's URL (metrics.port), e.g. http://127.0.0.1:9464/metrics. */
+  readonly metricsUrl?: string | undefined;
   /** The database (for the process's own admin work and tests). */
   readonly store: PostgresStore;
   reloadTls(options: SecureContextOptions): void;
@@ -34,17 +38,23 @@ export interface HttpApplication {
   close(): Promise<void>;
 }
 
-function listenError(err: unknown, plan: HttpPlan): StartupError | null {
+function listenError(
+  err: unknown,
+  plan: Pick<HttpPlan, 'host' | 'port'>,
+  setting: 'server.port' | 'metrics.port' = 'server.port',
+): StartupError | null {
   const code = (err as NodeJS.ErrnoException | null)?.code;
-  const where = `${plan.host} port ${plan.port}`;
+  const where = `${plan.host} port ${plan.port}${setting === 'metrics.port' ? ' (metrics)' : ''}`;
+  const choose =
+    setting === 'metrics.port' ? 'metrics.port (MCP_METRICS_PORT)' : '--port (MCP_PORT, server.port)';
   if (code === 'EADDRINUSE')
     return new StartupError(
-      `cannot listen on ${where}: the port is already in use (another mcp-pa?); stop that program or choose another port with --port (MCP_PORT, server.port)`,
+      `cannot listen on ${where}: the port is already in use (another mcp-pa?); stop that program or choose another port with ${choose}`,
       1,
     );
   if (code === 'EACCES')
     return new StartupError(
-      `cannot listen on ${where}: permission denied (ports below 1024 need privileges); choose a port from 1024 with --port`,
+      `cannot listen on ${where}: permission denied (ports below 1024 need privileges); choose a port from 1024 with ${choose}`,
       1,
     );
   if (code === 'EADDRNOTAVAIL')
@@ -91,12 +101,22 @@ export async function startHttpApplication(input: {
     }
     throw err;
   }
+  // Counted always (cheap); served when metrics.port or metrics.token is set.
+  const metrics = new Metrics();
+  const pool = store.driver;
+  metrics.sources.pool = () => pool.poolUsage();
+  if (embeddings) {
+    const model = embeddings.model;
+    const postgres = store;
+    metrics.sources.embeddingQueue = () => postgres.itemsWaitingForVectors(model, EMBEDDING_QUEUE_BOUND);
+  }
   // The audit trail: the log stream always, the database table with it (batched off the request path; what is
   // queued is written before the store closes).
   const audit = new AuditLog({
     store,
     logger,
     retentionDays: config.security.audit_retention_days,
+    onEvent: (type, details) => metrics.observeAudit(type, details),
   });
   const retention = startAuditRetention(audit);
   const closeStore = async (): Promise<void> => {
@@ -179,9 +199,18 @@ export async function startHttpApplication(input: {
             requestId: caller.requestId,
             details: { tool, field: field ?? null },
           }),
+        onToolCall: ({ tool, ok, seconds, caller }) => {
+          metrics.observeToolCall(tool, ok ? 'ok' : 'error', seconds);
+          logger.debug(
+            { reqId: caller.requestId, tool, ok, ms: Math.round(seconds * 10_000) / 10 },
+            'tool call',
+          );
+        },
       },
       defaultTimeZone: config.assistant.timezone ?? systemTimeZone(),
       readiness: () => store.readiness(),
+      metrics,
+      metricsToken: config.metrics.token,
       ...(limits !== undefined ? { limits } : {}),
       audit,
       ...(authOn
@@ -220,6 +249,7 @@ export async function startHttpApplication(input: {
                     keyPollMs: auth.key_check_interval_s * 1000,
                     behindProxy: server.trust_proxy.length > 0 || server.public_url !== undefined,
                     audit,
+                    onTokenResult: (grantType, error) => metrics.observeToken(grantType, error),
                     ...(limits !== undefined ? { limits } : {}),
                     ...(trustedFetch ? { fetch: trustedFetch } : {}),
                     logger,
@@ -229,16 +259,39 @@ export async function startHttpApplication(input: {
           { caller: () => LOCAL_CALLER }),
       logger,
     });
+    let metricsListener: MetricsListener | undefined;
+    if (config.metrics.port !== undefined) {
+      try {
+        metricsListener = await startMetricsListener({
+          host: config.metrics.host,
+          port: config.metrics.port,
+          token: config.metrics.token,
+          metrics,
+          logger,
+        });
+      } catch (err) {
+        await app.close();
+        throw (
+          listenError(
+            err,
+            { ...plan, host: config.metrics.host, port: config.metrics.port },
+            'metrics.port',
+          ) ?? err
+        );
+      }
+    }
     // Re-embeds what is missing, pending or outdated, in the background, once the server listens.
     void worker.reembedder?.start();
     return {
       url: new URL(app.url).origin,
       mcpUrl: app.url,
       port: app.port,
+      metricsUrl: metricsListener?.url,
       store,
       reloadTls: (options) => app.reloadTls(options),
       close: async () => {
         try {
+          await metricsListener?.close();
           await app.close();
         } finally {
           await limits?.close();

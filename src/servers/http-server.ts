@@ -40,6 +40,8 @@ export interface HttpServer {
   readonly port: number;
   /** The plain-HTTP redirect listener's port (server.http_redirect_port), when it runs. */
   readonly redirectPort: number | undefined;
+  /** The Prometheus metrics listener's URL (metrics.port), when it runs. */
+  readonly metricsUrl: string | undefined;
   readonly plan: HttpPlan;
   /** The database the server uses (admin work in the same process, tests). */
   readonly store: HttpApplication['store'];
@@ -150,6 +152,7 @@ export async function startHttpServer(
     {
       url: app.url,
       mcp: app.mcpUrl,
+      ...(app.metricsUrl !== undefined ? { metrics: app.metricsUrl } : {}),
       database: describeDatabase(plan.database),
       tls: material ? describeCertificate(material) : 'off (loopback only)',
       version: VERSION,
@@ -163,6 +166,7 @@ export async function startHttpServer(
     mcpUrl: app.mcpUrl,
     port: app.port,
     redirectPort: redirect?.port,
+    metricsUrl: app.metricsUrl,
     plan,
     store: app.store,
     config,
@@ -216,6 +220,16 @@ function banner(server: HttpServer): string {
     `  health:    ${server.url}/healthz, ${server.url}/readyz`,
     ...(server.redirectPort !== undefined
       ? [`  redirect:  plain HTTP on port ${server.redirectPort} → HTTPS (GET/HEAD only)`]
+      : []),
+    ...(server.metricsUrl !== undefined || server.config.metrics.token !== undefined
+      ? [
+          `  metrics:   ${[
+            server.metricsUrl,
+            server.config.metrics.token !== undefined ? `${server.url}/metrics` : undefined,
+          ]
+            .filter((u) => u !== undefined)
+            .join(', ')}${server.config.metrics.token !== undefined ? ' (bearer token: metrics.token)' : ''}`,
+        ]
       : []),
     ...(server.config.server.trust_proxy.length > 0
       ? [`  proxies:   ${server.config.server.trust_proxy.join(', ')} (X-Forwarded-For/-Proto believed)`]

@@ -11,6 +11,7 @@ import Fastify, {
 } from 'fastify';
 import { SCOPES, type CallerContext, type McpDependencies } from '../../mcp/context.js';
 import type { Logger } from '../../observability/logger.js';
+import { metricsAccess, type Metrics } from '../../observability/metrics.js';
 import {
   hostnameOf,
   isLoopbackHost,
@@ -84,6 +85,10 @@ export interface HttpAppOptions {
   serverPoolSize?: number;
   /** Answer tools/list from a list computed once at start (default true; false lets the SDK convert every time). */
   cacheToolList?: boolean;
+  /** Counts every request (route, method, status, duration) and the open sessions. */
+  metrics?: Metrics;
+  /** Set: GET /metrics on this listener too, for `Authorization: Bearer <metricsToken>` only. */
+  metricsToken?: string | undefined;
 }
 
 export interface RunningHttpApp {
@@ -242,6 +247,13 @@ export async function startHttpApp(options: HttpAppOptions): Promise<RunningHttp
         ms: Math.round((performance.now() - started) * 10) / 10,
         ...(res.writableFinished ? {} : { aborted: true }),
       };
+      options.metrics?.observeHttp(
+        req.routeOptions.url,
+        entry.path ?? '/',
+        req.method,
+        status,
+        (performance.now() - started) / 1000,
+      );
       if (status >= 500) logger.warn(entry, 'request');
       else if (status >= 400) logger.info(entry, 'request');
       else logger.debug(entry, 'request');
@@ -305,6 +317,24 @@ export async function startHttpApp(options: HttpAppOptions): Promise<RunningHttp
     idleMs,
     onEvict: (s, reason) => logger.info({ session: s.id.slice(0, 8), reason }, 'MCP session ended'),
   });
+  if (options.metrics !== undefined) options.metrics.sources.sessions = () => registry.size;
+  const metricsToken = options.metricsToken;
+  if (options.metrics !== undefined && metricsToken !== undefined) {
+    const metrics = options.metrics;
+    app.get('/metrics', async (req, reply) => {
+      const access = metricsAccess(metricsToken, req.headers.authorization);
+      if (!access.ok)
+        return reply
+          .code(access.status)
+          .header('www-authenticate', access.challenge)
+          .send({
+            error: 'unauthorized',
+            error_description: 'metrics need the metrics token (metrics.token)',
+          });
+      const { contentType, body } = await metrics.render();
+      return reply.header('content-type', contentType).send(body);
+    });
+  }
   const toolList =
     options.cacheToolList === false ? undefined : await computeToolList(options.mcp, options.defaultTimeZone);
   const pool = new ServerPool(options.mcp, options.defaultTimeZone, poolSize, toolList);

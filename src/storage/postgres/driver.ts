@@ -36,7 +36,16 @@ export interface Driver extends Sql {
   readonly server: ServerDescription | null;
   /** Runs fn in one transaction on one connection: committed when fn resolves, rolled back when it throws. */
   transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
+  /** Connections of a pool (metrics): open, idle, and callers waiting for one. Null when there is no pool. */
+  poolUsage(): PoolUsage | null;
   close(): Promise<void>;
+}
+
+export interface PoolUsage {
+  readonly size: number;
+  readonly total: number;
+  readonly idle: number;
+  readonly waiting: number;
 }
 
 /** A `pg` pool against a real PostgreSQL server. */
@@ -50,6 +59,15 @@ export class PoolDriver implements Driver {
     readonly server: ServerDescription,
   ) {
     this.where = `PostgreSQL at ${server.where}`;
+  }
+
+  poolUsage(): PoolUsage {
+    return {
+      size: this.pool.options.max ?? 10,
+      total: this.pool.totalCount,
+      idle: this.pool.idleCount,
+      waiting: this.pool.waitingCount,
+    };
   }
 
   /** Creates the pool and makes a first connection, so an unreachable server fails here with a clear error. */
@@ -170,6 +188,10 @@ export class PgliteDriver implements Driver {
     dataDir: string | null,
   ) {
     this.where = dataDir === null ? 'embedded PGlite (in memory)' : `embedded PGlite in ${dataDir}`;
+  }
+
+  poolUsage(): null {
+    return null;
   }
 
   /** Starts PGlite (with pgvector unless `withVector` is false, which only tests use). */

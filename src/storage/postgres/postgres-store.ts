@@ -684,6 +684,25 @@ export class PostgresStore implements Store {
     return rows[0]?.pending === true;
   }
 
+  /**
+   * How many live items, across tenants, have no ready vector for `model` — counted up to `bound` (the embedding
+   * queue gauge). A count only, through a SECURITY DEFINER function like tenantsNeedingVectors.
+   */
+  async itemsWaitingForVectors(model: string, bound: number): Promise<number> {
+    checkLimit(bound);
+    if (bound === 0) return 0;
+    const rows = await this.driver.transaction(async (sql) => {
+      await sql.query(`SELECT set_config('role', $1, true)`, [APP_ROLE]);
+      return (
+        await sql.query<{ n: string | number }>('SELECT mcp_pa_items_waiting_for_vectors($1, $2) AS n', [
+          model,
+          bound,
+        ])
+      ).rows;
+    });
+    return Number(rows[0]?.n ?? 0);
+  }
+
   async tenantsNeedingVectors(model: string, limit: number): Promise<string[]> {
     checkLimit(limit);
     if (limit === 0) return [];

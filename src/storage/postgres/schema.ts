@@ -485,6 +485,39 @@ REVOKE ALL ON SEQUENCE audit_events_id_seq FROM PUBLIC;
 REVOKE ALL ON SEQUENCE audit_events_id_seq FROM ${APP_ROLE};
 `,
   },
+  {
+    version: 6,
+    name: 'count of items waiting for a vector',
+    // For the embedding queue gauge (src/observability/metrics.ts): one number across tenants, counted up to a
+    // bound so a scrape stays cheap whatever the backlog. SECURITY DEFINER like mcp_pa_tenants_needing_vectors —
+    // it returns a count only, never a tenant or a row.
+    sql: `
+CREATE FUNCTION mcp_pa_items_waiting_for_vectors(p_model text, p_bound integer)
+RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+  SELECT count(*) FROM (
+    SELECT 1 FROM items i
+    WHERE i.deleted_at IS NULL AND (i.vector_model IS NULL OR i.vector_model <> p_model)
+    LIMIT p_bound
+  ) AS waiting;
+END;
+
+REVOKE ALL ON FUNCTION mcp_pa_items_waiting_for_vectors(text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mcp_pa_items_waiting_for_vectors(text, integer) TO ${APP_ROLE};
+
+DO $do$
+DECLARE
+  s text := current_schema();
+BEGIN
+  EXECUTE format('GRANT CREATE ON SCHEMA %I TO ${DEFINER_ROLE}', s);
+  ALTER FUNCTION mcp_pa_items_waiting_for_vectors(text, integer) OWNER TO ${DEFINER_ROLE};
+  EXECUTE format('REVOKE CREATE ON SCHEMA %I FROM ${DEFINER_ROLE}', s);
+END
+$do$;
+`,
+  },
 ];
 
 export const LATEST_VERSION = POSTGRES_MIGRATIONS[POSTGRES_MIGRATIONS.length - 1]?.version ?? 0;
