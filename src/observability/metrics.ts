@@ -191,7 +191,7 @@ export class Metrics {
     if (type === 'rate_limit.hit') {
       const limit = details['limit'];
       this.rateLimitHits.inc({
-        limit: typeof limit === 'string' && /^[a-z_]{1,32}$/.test(limit) ? limit : 'other',
+        limit: typeof limit === 'string' && /^[a-z_-]{1,32}$/.test(limit) ? limit : 'other',
       });
     }
   }

@@ -45,7 +45,7 @@ describe('Metrics', () => {
     m.observeToken('authorization_code', null);
     m.observeToken('password', 'unsupported_grant_type');
     m.observeToken('refresh_token', 'made up <script>');
-    m.observeAudit('rate_limit.hit', { limit: 'token' });
+    m.observeAudit('rate_limit.hit', { limit: 'token-failure' });
     m.observeAudit('rate_limit.hit', { limit: 'Not A Limit!' });
     const text = (await m.render()).body;
     expect(text).toContain('mcp_pa_oauth_tokens_issued_total{grant_type="authorization_code"} 1');
@@ -53,7 +53,7 @@ describe('Metrics', () => {
       'mcp_pa_oauth_token_failures_total{grant_type="other",error="unsupported_grant_type"} 1',
     );
     expect(text).toContain('mcp_pa_oauth_token_failures_total{grant_type="refresh_token",error="other"} 1');
-    expect(text).toContain('mcp_pa_rate_limit_hits_total{limit="token"} 1');
+    expect(text).toContain('mcp_pa_rate_limit_hits_total{limit="token-failure"} 1');
     expect(text).toContain('mcp_pa_rate_limit_hits_total{limit="other"} 1');
     expect(text).toContain('mcp_pa_audit_events_total{type="rate_limit.hit"} 2');
   });
