@@ -324,13 +324,10 @@ export async function startHttpApp(options: HttpAppOptions): Promise<RunningHttp
     app.get('/metrics', async (req, reply) => {
       const access = metricsAccess(metricsToken, req.headers.authorization);
       if (!access.ok)
-        return reply
-          .code(access.status)
-          .header('www-authenticate', access.challenge)
-          .send({
-            error: 'unauthorized',
-            error_description: 'metrics need the metrics token (metrics.token)',
-          });
+        return reply.code(access.status).header('www-authenticate', access.challenge).send({
+          error: 'unauthorized',
+          error_description: 'metrics need the metrics token (metrics.token)',
+        });
       const { contentType, body } = await metrics.render();
       return reply.header('content-type', contentType).send(body);
     });
