@@ -18,71 +18,90 @@ import type * as AdminModule from './admin/index.js';
 import { runLocalServer } from './servers/local.js';
 import { hasLegacyTables, openReadonly, readLegacyRows } from './storage/sqlite/legacy.js';
 import { VERSION } from './version.js';
-
-const HELP = `mcp-pa ${VERSION} — a personal assistant (projects, tasks, calendar, documents, notes) for MCP clients
-
-Usage:
-  mcp-pa [options]                 run the local MCP server over stdio (what MCP clients start)
-  mcp-pa serve [options] [--dev]   serve MCP over HTTPS at /mcp (HTTP mode: PostgreSQL, or embedded PGlite)
-  mcp-pa config check [options]    print the effective configuration (secrets redacted); exit 1 on errors
-  mcp-pa config reference          print every configuration key, variable and flag (docs/configuration.md)
-  mcp-pa import FILE [options]     import a database of the original Python mcp-pa (backs up the target first)
-  mcp-pa users add|list|disable|enable|reset-password [USERNAME] [options]
-                                   HTTP mode's accounts (passwords from --password-file FILE or stdin)
-  mcp-pa keys rotate|list [options]
-                                   the authorization server's signing keys
-  mcp-pa clients add|list|remove|rotate-secret [options]
-                                   pre-registered OAuth clients
-  mcp-pa audit [--since 1h] [--type T] [--tenant USER] [--limit N] [--json] | mcp-pa audit prune
-                                   the audit trail (newest first); prune deletes events past retention
-  mcp-pa --help | --version
-
-Options (every command):
-  --config FILE        JSON configuration file (also MCP_CONFIG)
-${FLAG_BINDINGS.map((f) => `  --${`${f.flag} ${f.kind === 'string' ? 'VALUE' : 'N'}`.padEnd(19)}${f.description}`).join('\n')}
-
-
-users, keys, clients (HTTP mode's database; run \`mcp-pa users --help\` and so on for each command's options):
-  users add USERNAME [--password-file FILE]   users list [--json]   users disable|enable USERNAME
-  users reset-password USERNAME [--password-file FILE]
-
-serve:
-  --host H / --port P  bind address (default 127.0.0.1; elsewhere needs TLS and MCP_SECRET_KEY) and port (8000)
-  --dev                serve a self-signed certificate for localhost, made once in <data dir>/tls/, and print
-                       how to trust it
-  Without --dev, TLS needs MCP_TLS_CERT and MCP_TLS_KEY (PEM files). With no MCP_DATABASE_URL, data goes to an
-  embedded PGlite database in <data dir>/pglite (for trying out, not production). SIGHUP reloads the certificate.
-
-Settings come from, highest first: flags, environment variables, the JSON file, defaults.
-See docs/configuration.md for every key and variable; docs/http-mode.md for HTTP mode.`;
+import {
+  CLI_OPTIONS,
+  GLOBAL_OPTIONS,
+  HELP_OPTION,
+  MAIN_COMMAND_HELP,
+  mainCommandOptions,
+  mainHelpFor,
+  parserOptions,
+  VERSION_OPTION,
+  type OptionTable,
+} from './admin/help.js';
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`mcp-pa: ${message}\n`);
   process.exit(code);
 }
 
-function parse(argv: string[]) {
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
-    config: { type: 'string' },
-    dev: { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' },
-    version: { type: 'boolean', short: 'v' },
-  };
-  for (const f of FLAG_BINDINGS) options[f.flag] = { type: 'string' };
+/** The admin command groups: their own options go to the admin bundle unparsed. */
+const ADMIN_GROUPS = new Set(['users', 'keys', 'clients', 'audit', 'doctor', 'reembed']);
+/** The commands of this bundle. */
+const MAIN_COMMANDS = new Set(Object.keys(MAIN_COMMAND_HELP));
+/** Options taking a value, as written on the command line. */
+const VALUED = new Set(
+  Object.entries(CLI_OPTIONS)
+    .filter(([, o]) => o.type === 'string')
+    .map(([name]) => `--${name}`),
+);
+
+/** The command a command line names (its first word that is neither an option nor an option's value). */
+function commandOf(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i] as string;
+    if (token === '--') return argv[i + 1];
+    if (!token.startsWith('-')) return token;
+    if (VALUED.has(token)) i++;
+  }
+  return undefined;
+}
+
+/** Where to read about a command's options, for usage errors. */
+function helpHint(command: string | undefined): string {
+  return command !== undefined && (MAIN_COMMANDS.has(command) || ADMIN_GROUPS.has(command))
+    ? `Run mcp-pa ${command} --help for its options.`
+    : 'Run mcp-pa --help for the commands and options.';
+}
+
+function parse(argv: string[]): {
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+} {
   try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: parserOptions(CLI_OPTIONS),
+      allowPositionals: true,
+      strict: true,
+    });
+    // No option of the main bundle is repeatable: each value is a string or a boolean.
+    return { values: values as Record<string, string | boolean | undefined>, positionals };
   } catch (err) {
-    fail(`${(err as Error).message}\nRun mcp-pa --help for the options.`, 2);
+    fail(`${(err as Error).message}\n${helpHint(commandOf(argv))}`, 2);
+  }
+}
+
+/** Refuses an option the command does not take (e.g. --dev anywhere but `mcp-pa serve`), naming its help. */
+function checkOptionsOf(command: string | undefined, values: Record<string, unknown>): void {
+  const allowed: OptionTable = {
+    ...GLOBAL_OPTIONS,
+    ...HELP_OPTION,
+    ...VERSION_OPTION,
+    ...(command === undefined || MAIN_COMMANDS.has(command) ? mainCommandOptions(command) : {}),
+  };
+  for (const name of Object.keys(values)) {
+    if (Object.hasOwn(allowed, name)) continue;
+    const owner = name === 'dev' ? '`mcp-pa serve` (and `mcp-pa doctor`)' : 'another command';
+    fail(
+      `--${name} belongs to ${owner}, not to ${command === undefined ? '`mcp-pa` itself' : `\`mcp-pa ${command}\``}\n${helpHint(command)}`,
+      2,
+    );
   }
 }
 
 function load(values: Record<string, string | boolean | undefined>, mode?: 'http'): Config {
-  const flags: Record<string, string> = {};
-  for (const f of FLAG_BINDINGS) {
-    const v = values[f.flag];
-    if (typeof v === 'string') flags[f.flag] = v;
-  }
-  const configFile = typeof values['config'] === 'string' ? values['config'] : undefined;
+  const { flags, configFile } = configSources(values);
   try {
     return loadConfig({
       flags,
@@ -104,9 +123,6 @@ async function runHttp(config: Config, dev: boolean): Promise<void> {
   const http = (await import(entry)) as typeof HttpServerModule;
   await http.runHttpServer(config, createLogger(config.logging.level), { dev });
 }
-
-/** The admin command groups: their own options go to the admin bundle unparsed. */
-const ADMIN_GROUPS = new Set(['users', 'keys', 'clients', 'audit']);
 
 /**
  * Splits `mcp-pa [globals] <group> [args]` for an admin group: the global options (wherever they are, up to a
@@ -143,17 +159,39 @@ function splitAdminArgv(argv: string[]): { globals: string[]; group: string; res
   return { globals, group, rest };
 }
 
-/** `mcp-pa users|keys|clients …`, in its own bundle (dist/admin.js) like HTTP mode; exits with its code. */
+/** The configuration flags given on the command line, and the --config file. */
+function configSources(values: Record<string, string | boolean | undefined>): {
+  flags: Record<string, string>;
+  configFile: string | undefined;
+} {
+  const flags: Record<string, string> = {};
+  for (const f of FLAG_BINDINGS) {
+    const v = values[f.flag];
+    if (typeof v === 'string') flags[f.flag] = v;
+  }
+  return { flags, configFile: typeof values['config'] === 'string' ? values['config'] : undefined };
+}
+
+/**
+ * `mcp-pa users|keys|clients|audit|doctor|reembed …`, in its own bundle (dist/admin.js) like HTTP mode; exits with
+ * its code. The admin bundle loads the configuration (or only prints help).
+ */
 async function runAdmin(group: string, rest: string[], values: Record<string, string | boolean | undefined>) {
-  const config = load(values, 'http');
+  const { flags, configFile } = configSources(values);
   const entry = new URL('./admin.js', import.meta.url).href;
   const admin = (await import(entry)) as typeof AdminModule;
-  const code = await admin.runAdminCommand(group, rest, config, {
-    stdin: process.stdin,
-    stdout: process.stdout,
-    stderr: process.stderr,
-    stdinIsTerminal: process.stdin.isTTY === true,
-  });
+  const code = await admin.runAdminCli(
+    group,
+    rest,
+    { flags, configFile, version: VERSION },
+    {
+      stdin: process.stdin,
+      stdout: process.stdout,
+      stderr: process.stderr,
+      stdinIsTerminal: process.stdin.isTTY === true,
+      stderrIsTerminal: stderrIsTerminal(),
+    },
+  );
   process.exit(code);
 }
 
@@ -161,21 +199,31 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const adminArgv = splitAdminArgv(argv);
   const { values, positionals } = parse(adminArgv ? adminArgv.globals : argv);
-  if (values['help']) {
-    process.stdout.write(`${HELP}\n`);
-    return;
-  }
   if (values['version']) {
     process.stdout.write(`${VERSION}\n`);
     return;
   }
   if (adminArgv) {
-    if (values['dev']) fail('--dev belongs to `mcp-pa serve`', 2);
-    await runAdmin(adminArgv.group, adminArgv.rest, values);
+    const { group } = adminArgv;
+    const rest = [...adminArgv.rest];
+    if (values['dev']) {
+      if (group !== 'doctor')
+        fail(`--dev belongs to \`mcp-pa serve\` (and \`mcp-pa doctor\`)\n${helpHint(group)}`, 2);
+      rest.push('--dev');
+    }
+    if (values['help']) rest.push('--help');
+    await runAdmin(group, rest, values);
     return;
   }
   const [command, ...rest] = positionals;
-  if (values['dev'] && command !== 'serve') fail('--dev belongs to `mcp-pa serve`', 2);
+  if (values['help']) {
+    process.stdout.write(`${mainHelpFor(positionals, VERSION)}\n`);
+    return;
+  }
+  if (command !== undefined && !MAIN_COMMANDS.has(command)) {
+    fail(`unknown command "${command}"\nRun mcp-pa --help for the commands.`, 2);
+  }
+  checkOptionsOf(command, values);
   switch (command) {
     case undefined: {
       const config = load(values);
@@ -188,7 +236,7 @@ async function main(): Promise<void> {
     }
     case 'serve': {
       if (rest.length !== 0)
-        fail(`serve takes no arguments, got "${rest.join(' ')}"\nRun mcp-pa --help for the options.`, 2);
+        fail(`serve takes no arguments, got "${rest.join(' ')}"\n${helpHint('serve')}`, 2);
       await runHttp(load(values, 'http'), values['dev'] === true);
       return;
     }
@@ -198,12 +246,9 @@ async function main(): Promise<void> {
         return;
       }
       if (rest[0] !== 'check' || rest.length !== 1)
-        fail('usage: mcp-pa config check|reference [--config FILE]', 2);
-      const flags: Record<string, string> = {};
-      for (const f of FLAG_BINDINGS)
-        if (typeof values[f.flag] === 'string') flags[f.flag] = values[f.flag] as string;
+        fail(`usage: mcp-pa config check|reference [--config FILE]\n${helpHint('config')}`, 2);
+      const { flags, configFile } = configSources(values);
       try {
-        const configFile = typeof values['config'] === 'string' ? values['config'] : undefined;
         const { config, sources } = loadConfig({
           flags,
           ...(configFile !== undefined ? { configFile } : {}),
@@ -217,7 +262,8 @@ async function main(): Promise<void> {
       return;
     }
     case 'import': {
-      if (rest.length !== 1) fail('usage: mcp-pa import FILE [--config FILE] [--db TARGET]', 2);
+      if (rest.length !== 1)
+        fail(`usage: mcp-pa import FILE [--config FILE] [--db TARGET]\n${helpHint('import')}`, 2);
       const source = path.resolve(rest[0] as string);
       if (!existsSync(source)) fail(`import: ${source} does not exist`);
       const config = load(values);

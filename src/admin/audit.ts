@@ -26,6 +26,7 @@ import {
   wholeNumberOption,
 } from './common.js';
 import type { AdminIo } from './index.js';
+import { formatGroupHelp, parserOptions, type GroupHelp } from './help.js';
 import { openAdminStore } from './store.js';
 
 const DEFAULT_LIMIT = 1000;
@@ -43,13 +44,49 @@ export const AUDIT_USAGE = `usage: mcp-pa audit [--since WHEN] [--type TYPE] [--
   prune     delete the events older than security.audit_retention_days (MCP_AUDIT_RETENTION_DAYS)
 event types: ${AUDIT_EVENT_TYPES.join(', ')}`;
 
-const QUERY_OPTIONS = {
-  since: { type: 'string' },
-  type: { type: 'string' },
-  tenant: { type: 'string' },
-  limit: { type: 'string' },
-  json: { type: 'boolean' },
-} as const;
+/** `mcp-pa audit …`: each command's options (its parser is built from them) and help. */
+export const AUDIT_HELP: GroupHelp<'show' | 'prune'> = {
+  group: 'audit',
+  summary: "the security audit trail in HTTP mode's database (docs/security.md)",
+  defaultAction: 'show',
+  actions: {
+    show: {
+      command: 'audit',
+      summary: 'the audit events, newest first',
+      usage: ['mcp-pa audit [--since WHEN] [--type TYPE] [--tenant USER] [--limit N] [--json] [options]'],
+      options: {
+        since: {
+          type: 'string',
+          value: 'WHEN',
+          description:
+            'only events since: a duration back (45s, 30m, 1h, 7d) or an ISO 8601 date (2025-01-31)',
+        },
+        type: { type: 'string', value: 'TYPE', description: 'only events of this type (see the list below)' },
+        tenant: {
+          type: 'string',
+          value: 'USER',
+          description: 'only events about this account (username or account id)',
+        },
+        limit: {
+          type: 'string',
+          value: 'N',
+          description: `at most N events (default ${DEFAULT_LIMIT}, at most ${MAX_QUERY_LIMIT})`,
+        },
+        json: { type: 'boolean', description: 'print the events as JSON' },
+      },
+      notes: [`Event types: ${AUDIT_EVENT_TYPES.join(', ')}.`],
+      examples: ['mcp-pa audit --since 1h', 'mcp-pa audit --type auth.sign_in.failure --tenant alice --json'],
+    },
+    prune: {
+      command: 'audit prune',
+      summary: 'delete the events older than security.audit_retention_days (MCP_AUDIT_RETENTION_DAYS)',
+      usage: ['mcp-pa audit prune [options]'],
+      options: {},
+      notes: ['Running servers also prune once a day.'],
+      examples: ['mcp-pa audit prune'],
+    },
+  },
+};
 
 function parseLimit(text: string): number {
   return wholeNumberOption(text, '--limit', MAX_QUERY_LIMIT);
@@ -107,7 +144,7 @@ function render(events: readonly StoredAuditEvent[]): string {
 }
 
 async function show(args: string[], config: Config, io: AdminIo, logger: Logger): Promise<number> {
-  const values = parseOptions(args, QUERY_OPTIONS);
+  const values = parseOptions(args, parserOptions(AUDIT_HELP.actions.show.options));
   const query: AuditQuery = {};
   if (typeof values['since'] === 'string') {
     try {
@@ -142,7 +179,7 @@ async function show(args: string[], config: Config, io: AdminIo, logger: Logger)
 }
 
 async function prune(args: string[], config: Config, io: AdminIo, logger: Logger): Promise<number> {
-  parseOptions(args, {});
+  parseOptions(args, parserOptions(AUDIT_HELP.actions.prune.options));
   const days = config.security.audit_retention_days;
   const deleted = await withStore(config, logger, async (store) => {
     const audit = new AuditLog({ store, logger, retentionDays: days, flushIntervalMs: 0 });
@@ -175,7 +212,7 @@ export async function runAuditCommand(
       case 'help':
       case '--help':
       case '-h':
-        io.stdout.write(`${AUDIT_USAGE}\n`);
+        io.stdout.write(`${formatGroupHelp(AUDIT_HELP)}\n`);
         return EXIT_OK;
       default:
         return await show(args, config, io, logger);

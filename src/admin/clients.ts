@@ -28,6 +28,7 @@ import {
   UsageError,
 } from './common.js';
 import type { AdminIo } from './index.js';
+import { formatGroupHelp, parserOptions, type GroupHelp, type OptionTable } from './help.js';
 import { openAdminStore } from './store.js';
 
 /** Client ids made here start with this: the server treats such clients as registered by the operator. */
@@ -68,6 +69,102 @@ export const CLIENTS_USAGE = `usage:
   mcp-pa clients remove CLIENT_ID               delete a client and revoke everything issued to it
   mcp-pa clients rotate-secret CLIENT_ID        new secret for a client_secret_basic client (printed once)
 Also takes the global options (--config FILE, --data-dir DIR, …): the database is the one \`mcp-pa serve\` uses.`;
+
+const TLS_OPTION_HELP: Readonly<Record<keyof typeof TLS_OPTIONS, { value: string; what: string }>> = {
+  'tls-subject-dn': { value: 'DN', what: 'the subject distinguished name, e.g. "CN=backup-job,O=Example"' },
+  'tls-san-dns': { value: 'NAME', what: 'a DNS name in its subject alternative names' },
+  'tls-san-uri': { value: 'URI', what: 'a URI in its subject alternative names' },
+  'tls-san-ip': { value: 'IP', what: 'an IP address in its subject alternative names' },
+  'tls-san-email': { value: 'ADDRESS', what: 'an email address in its subject alternative names' },
+};
+
+const ADD_OPTIONS: OptionTable = {
+  name: { type: 'string', value: 'NAME', description: 'the name shown on the consent page' },
+  'redirect-uri': {
+    type: 'string',
+    multiple: true,
+    value: 'URI',
+    description:
+      'where the authorization server may send the browser back (https://…, loopback http, or an app scheme)',
+  },
+  'auth-method': {
+    type: 'string',
+    value: 'METHOD',
+    description: `how the client authenticates at the token endpoint: ${AUTH_METHODS.join(' | ')} (listed in authentication.client_auth_methods)`,
+  },
+  'jwks-file': {
+    type: 'string',
+    value: 'FILE',
+    description: "private_key_jwt: a JWKS file of the client's public keys",
+  },
+  'jwks-uri': {
+    type: 'string',
+    value: 'URL',
+    description: 'private_key_jwt: the https URL where the client publishes its public keys',
+  },
+  ...Object.fromEntries(
+    Object.entries(TLS_OPTION_HELP).map(([option, h]) => [
+      option,
+      {
+        type: 'string' as const,
+        value: h.value,
+        description: `tls_client_auth: the client certificate must have ${h.what}`,
+      },
+    ]),
+  ),
+  scope: {
+    type: 'string',
+    value: '"SCOPES"',
+    description: `the scopes it may ask for, space-separated (default: any of ${ALLOWED_SCOPES.join(', ')})`,
+  },
+  json: { type: 'boolean', description: 'print the registered metadata (and secret) as JSON' },
+};
+
+/** `mcp-pa clients …`: each command's options (its parser is built from them) and help. */
+export const CLIENTS_HELP: GroupHelp<'add' | 'list' | 'remove' | 'rotate-secret'> = {
+  group: 'clients',
+  summary: 'OAuth clients registered by the operator (docs/oauth.md)',
+  notes: ["The database is the one `mcp-pa serve` uses (HTTP mode's, whatever the configured mode)."],
+  actions: {
+    add: {
+      command: 'clients add',
+      summary: 'register a client; prints its id (and, for client_secret_basic, its secret: once)',
+      usage: [
+        'mcp-pa clients add --name NAME --redirect-uri URI [--redirect-uri URI …] --auth-method METHOD [options] [--json]',
+      ],
+      options: ADD_OPTIONS,
+      notes: [
+        'private_key_jwt needs exactly one of --jwks-file or --jwks-uri; tls_client_auth exactly one of the --tls-* options.',
+      ],
+      examples: [
+        'mcp-pa clients add --name "Backup job" --redirect-uri https://backup.example/cb --auth-method client_secret_basic',
+        'mcp-pa clients add --name CLI --redirect-uri http://127.0.0.1/cb --auth-method none --scope "pa.read"',
+        'mcp-pa clients add --name Agent --redirect-uri https://agent.example/cb --auth-method private_key_jwt --jwks-file jwks.json',
+      ],
+    },
+    list: {
+      command: 'clients list',
+      summary: 'every client (added here, registered dynamically, or URL ids)',
+      usage: ['mcp-pa clients list [--json] [options]'],
+      options: { json: { type: 'boolean', description: 'print the clients as JSON' } },
+      examples: ['mcp-pa clients list', 'mcp-pa clients list --json'],
+    },
+    remove: {
+      command: 'clients remove',
+      summary: 'delete a client and revoke everything issued to it',
+      usage: ['mcp-pa clients remove CLIENT_ID [options]'],
+      options: {},
+      examples: ['mcp-pa clients remove cli_3yK…'],
+    },
+    'rotate-secret': {
+      command: 'clients rotate-secret',
+      summary: 'a new secret for a client_secret_basic client (printed once; the previous one stops working)',
+      usage: ['mcp-pa clients rotate-secret CLIENT_ID [options]'],
+      options: {},
+      examples: ['mcp-pa clients rotate-secret cli_3yK…'],
+    },
+  },
+};
 
 /** A refused value or a failure, reported as is (no stack): exit code 1. */
 export class ClientCommandError extends Error {}
@@ -588,23 +685,10 @@ export async function runClientsCommand(
       case '--help':
       case '-h':
       case 'help':
-        out(CLIENTS_USAGE);
+        out(formatGroupHelp(CLIENTS_HELP));
         return EXIT_OK;
       case 'add': {
-        const p = parse(
-          rest,
-          {
-            name: { type: 'string' },
-            'redirect-uri': { type: 'string', multiple: true },
-            'auth-method': { type: 'string' },
-            'jwks-file': { type: 'string' },
-            'jwks-uri': { type: 'string' },
-            ...Object.fromEntries(Object.keys(TLS_OPTIONS).map((o) => [o, { type: 'string' as const }])),
-            scope: { type: 'string' },
-            json: { type: 'boolean' },
-          },
-          0,
-        );
+        const p = parse(rest, parserOptions(CLIENTS_HELP.actions.add.options), 0);
         const input = await addInput(p.values);
         const allowedAuthMethods = config.authentication.client_auth_methods;
         // Checked before the database is opened; written through the same path as addClient.
@@ -650,7 +734,7 @@ export async function runClientsCommand(
         return EXIT_OK;
       }
       case 'list': {
-        const p = parse(rest, { json: { type: 'boolean' } }, 0);
+        const p = parse(rest, parserOptions(CLIENTS_HELP.actions.list.options), 0);
         const clients = await withStore(config, logger, listClients);
         if (p.values['json'] === true) out(JSON.stringify(clients, null, 2));
         else if (clients.length === 0) out('no clients yet: add one with mcp-pa clients add');
@@ -658,7 +742,7 @@ export async function runClientsCommand(
         return EXIT_OK;
       }
       case 'remove': {
-        const p = parse(rest, {}, 1);
+        const p = parse(rest, parserOptions(CLIENTS_HELP.actions.remove.options), 1);
         const clientId = p.positionals[0] as string;
         const removed = await withStore(config, logger, async (store) => {
           const result = await removeClient(store, clientId);
@@ -680,7 +764,7 @@ export async function runClientsCommand(
         return EXIT_OK;
       }
       case 'rotate-secret': {
-        const p = parse(rest, {}, 1);
+        const p = parse(rest, parserOptions(CLIENTS_HELP.actions['rotate-secret'].options), 1);
         const clientId = p.positionals[0] as string;
         const secret = await withStore(config, logger, (store) => rotateClientSecret(store, clientId));
         out(`new secret for client ${clientId} (the previous one no longer works)`);

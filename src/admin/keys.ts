@@ -23,6 +23,7 @@ import {
   wholeNumberOption,
 } from './common.js';
 import type { AdminIo } from './index.js';
+import { formatGroupHelp, parserOptions, type GroupHelp } from './help.js';
 import { openAdminStore } from './store.js';
 
 /** Added to the access-token lifetime for the default overlap: clock skew and tokens issued mid-rotation. */
@@ -33,6 +34,39 @@ const USAGE = `usage: mcp-pa keys list [--json]
   list      the signing keys: the active one (signs) and retiring ones (still published so their tokens verify)
   rotate    make a new active key; the previous one stays published for --overlap seconds
             (default: authentication.token_expiry + ${OVERLAP_MARGIN_SECONDS})`;
+
+/** `mcp-pa keys …`: each command's options (its parser is built from them) and help. */
+export const KEYS_HELP: GroupHelp<'list' | 'rotate'> = {
+  group: 'keys',
+  summary: "the authorization server's signing keys (ES256, kept encrypted in HTTP mode's database)",
+  notes: [
+    'Running servers pick up a rotation within authentication.key_check_interval_s (30 s by default).',
+    "Away from loopback the servers' secret is needed: set MCP_SECRET_KEY (authentication.secret_key).",
+  ],
+  actions: {
+    list: {
+      command: 'keys list',
+      summary:
+        'the signing keys: the active one (signs) and retiring ones (still published so their tokens verify)',
+      usage: ['mcp-pa keys list [--json] [options]'],
+      options: { json: { type: 'boolean', description: 'print the keys as JSON' } },
+      examples: ['mcp-pa keys list', 'mcp-pa keys list --json'],
+    },
+    rotate: {
+      command: 'keys rotate',
+      summary: 'make a new active key; the previous one stays published for --overlap seconds',
+      usage: ['mcp-pa keys rotate [--overlap SECONDS] [options]'],
+      options: {
+        overlap: {
+          type: 'string',
+          value: 'SECONDS',
+          description: `how long the previous key stays published (default: authentication.token_expiry + ${OVERLAP_MARGIN_SECONDS}; at most ${MAX_OVERLAP_SECONDS})`,
+        },
+      },
+      examples: ['mcp-pa keys rotate', 'mcp-pa keys rotate --overlap 3600'],
+    },
+  },
+};
 
 function parseOverlap(text: string): number {
   return wholeNumberOption(text, '--overlap', MAX_OVERLAP_SECONDS, 'a whole number of seconds');
@@ -65,7 +99,7 @@ async function withKeyStore<T>(
 }
 
 async function list(args: string[], config: Config, io: AdminIo, logger: Logger): Promise<number> {
-  const values = parseOptions(args, { json: { type: 'boolean' } });
+  const values = parseOptions(args, parserOptions(KEYS_HELP.actions.list.options));
   const keys = await withKeyStore(config, logger, (k) => k.list());
   if (values['json'] === true) {
     io.stdout.write(`${JSON.stringify(keys, null, 2)}\n`);
@@ -82,7 +116,7 @@ async function list(args: string[], config: Config, io: AdminIo, logger: Logger)
 }
 
 async function rotate(args: string[], config: Config, io: AdminIo, logger: Logger): Promise<number> {
-  const values = parseOptions(args, { overlap: { type: 'string' } });
+  const values = parseOptions(args, parserOptions(KEYS_HELP.actions.rotate.options));
   const tokenExpiry = config.authentication.token_expiry;
   const overlapText = values['overlap'];
   const overlap =
@@ -134,7 +168,7 @@ export async function runKeysCommand(
       case 'help':
       case '--help':
       case '-h':
-        io.stdout.write(`${USAGE}\n`);
+        io.stdout.write(`${formatGroupHelp(KEYS_HELP)}\n`);
         return EXIT_OK;
       case undefined:
         io.stderr.write(`mcp-pa keys: a command is needed\n${USAGE}\n`);

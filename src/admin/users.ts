@@ -19,6 +19,7 @@ import type { Config } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { PostgresStore } from '../storage/postgres/index.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, formatTable, shortTime, UsageError } from './common.js';
+import { formatGroupHelp, parserOptions, type GroupHelp, type OptionTable } from './help.js';
 import type { AdminIo } from './index.js';
 import { openAdminStore } from './store.js';
 
@@ -32,6 +33,76 @@ Passwords are read from FILE (its first line) or from standard input, never from
 Usernames: 3–64 characters of a–z, 0–9, . _ @ + - starting with a letter or digit. Passwords: 12–1024 characters.
 Also takes the global options (--config FILE, --data-dir DIR, …): the database is the one \`mcp-pa serve\` uses.`;
 
+const PASSWORD_FILE: OptionTable = {
+  'password-file': {
+    type: 'string',
+    value: 'FILE',
+    description:
+      'read the password from the first line of FILE (else: asked without echo on a terminal, or the first line of standard input)',
+  },
+};
+const JSON_OPTION: OptionTable = { json: { type: 'boolean', description: 'print the accounts as JSON' } };
+const PASSWORD_NOTE =
+  'Passwords are read from FILE or standard input, never from the command line (12–1024 characters).';
+const DATABASE_NOTE =
+  "The database is the one `mcp-pa serve` uses (HTTP mode's, whatever the configured mode).";
+
+/** `mcp-pa users …`: each command's options (its parser is built from them) and help. */
+export const USERS_HELP: GroupHelp<'add' | 'list' | 'disable' | 'enable' | 'reset-password'> = {
+  group: 'users',
+  summary: 'the accounts that sign in to HTTP mode (each one a tenant with its own data)',
+  notes: [DATABASE_NOTE],
+  actions: {
+    add: {
+      command: 'users add',
+      summary: 'create an account (asks for its password)',
+      usage: ['mcp-pa users add USERNAME [--password-file FILE] [options]'],
+      options: PASSWORD_FILE,
+      notes: [
+        'Usernames: 3–64 characters of a–z, 0–9, . _ @ + - starting with a letter or digit.',
+        PASSWORD_NOTE,
+      ],
+      examples: [
+        'mcp-pa users add alice',
+        'printf \'%s\\n\' "$PASSWORD" | mcp-pa users add alice',
+        'mcp-pa users add alice --password-file /run/secrets/alice',
+      ],
+    },
+    list: {
+      command: 'users list',
+      summary: 'list the accounts',
+      usage: ['mcp-pa users list [--json] [options]'],
+      options: JSON_OPTION,
+      examples: ['mcp-pa users list', 'mcp-pa users list --json'],
+    },
+    disable: {
+      command: 'users disable',
+      summary: 'stop an account signing in; revokes its connected apps and sessions',
+      usage: ['mcp-pa users disable USERNAME [options]'],
+      options: {},
+      examples: ['mcp-pa users disable alice'],
+    },
+    enable: {
+      command: 'users enable',
+      summary: 'let a disabled account sign in again',
+      usage: ['mcp-pa users enable USERNAME [options]'],
+      options: {},
+      examples: ['mcp-pa users enable alice'],
+    },
+    'reset-password': {
+      command: 'users reset-password',
+      summary: "set a new password; revokes the account's connected apps and sessions",
+      usage: ['mcp-pa users reset-password USERNAME [--password-file FILE] [options]'],
+      options: PASSWORD_FILE,
+      notes: [PASSWORD_NOTE],
+      examples: [
+        'mcp-pa users reset-password alice',
+        'mcp-pa users reset-password alice --password-file /run/secrets/alice',
+      ],
+    },
+  },
+};
+
 /** A failure to report as is (no stack), exit code 1. */
 class CommandError extends Error {}
 
@@ -41,7 +112,7 @@ interface Parsed {
   readonly json: boolean;
 }
 
-function parse(args: string[], allowed: { passwordFile?: boolean; json?: boolean }, arity: number): Parsed {
+function parse(args: string[], table: OptionTable, arity: number): Parsed {
   const password = args.find((a) => a === '--password' || a.startsWith('--password='));
   if (password !== undefined) {
     throw new UsageError(
@@ -49,18 +120,15 @@ function parse(args: string[], allowed: { passwordFile?: boolean; json?: boolean
         'use --password-file FILE or type it when asked (or pipe it on standard input)',
     );
   }
-  const options: Record<string, { type: 'string' | 'boolean' }> = {};
-  if (allowed.passwordFile) options['password-file'] = { type: 'string' };
-  if (allowed.json) options['json'] = { type: 'boolean' };
   let parsed;
   try {
-    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args, options: parserOptions(table), allowPositionals: true, strict: true });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
   const { positionals, values } = parsed;
   if (positionals.length !== arity) {
-    if (positionals.length > arity && arity === 1 && allowed.passwordFile) {
+    if (positionals.length > arity && arity === 1 && 'password-file' in table) {
       throw new UsageError(
         `expected one argument (USERNAME), got ${positionals.length}: a password is never taken from the ` +
           'command line (others can see it): use --password-file FILE or standard input',
@@ -261,10 +329,10 @@ export async function runUsersCommand(
       case '--help':
       case '-h':
       case 'help':
-        out(USERS_USAGE);
+        out(formatGroupHelp(USERS_HELP));
         return EXIT_OK;
       case 'add': {
-        const p = parse(rest, { passwordFile: true }, 1);
+        const p = parse(rest, USERS_HELP.actions.add.options, 1);
         const name = username(p.positionals[0] as string);
         const password = await readNewPassword(io, p.passwordFile);
         const account = await withAccounts(config, logger, (a) => a.create(name, password));
@@ -272,7 +340,7 @@ export async function runUsersCommand(
         return EXIT_OK;
       }
       case 'list': {
-        const p = parse(rest, { json: true }, 0);
+        const p = parse(rest, USERS_HELP.actions.list.options, 0);
         const accounts = await withAccounts(config, logger, (a) => a.list());
         if (p.json) out(JSON.stringify(accounts, null, 2));
         else if (accounts.length === 0) out('no users yet: add one with mcp-pa users add USERNAME');
@@ -281,7 +349,7 @@ export async function runUsersCommand(
       }
       case 'disable':
       case 'enable': {
-        const p = parse(rest, {}, 1);
+        const p = parse(rest, USERS_HELP.actions[command].options, 1);
         const name = username(p.positionals[0] as string);
         const disable = command === 'disable';
         const account = await withAccounts(config, logger, (a) => a.setDisabled(name, disable));
@@ -293,7 +361,7 @@ export async function runUsersCommand(
         return EXIT_OK;
       }
       case 'reset-password': {
-        const p = parse(rest, { passwordFile: true }, 1);
+        const p = parse(rest, USERS_HELP.actions['reset-password'].options, 1);
         const name = username(p.positionals[0] as string);
         const password = await readNewPassword(io, p.passwordFile);
         const account = await withAccounts(config, logger, (a) => a.resetPassword(name, password));

@@ -585,6 +585,16 @@ export interface PrepareOptions {
   readonly database: string;
   /** Called before an HNSW index is built (it takes a while when many vectors exist already). */
   readonly onIndexBuild?: (name: string, vectors: number) => void;
+  /** Called before each pending migration runs (progress on a terminal: `migrating database: 2/5 <name>`). */
+  readonly onMigration?: (step: MigrationStep) => void;
+}
+
+/** One pending migration about to run: the `index`-th of `total` pending ones (from 1). */
+export interface MigrationStep {
+  readonly index: number;
+  readonly total: number;
+  readonly version: number;
+  readonly name: string;
 }
 
 /**
@@ -692,8 +702,9 @@ async function prepare(sql: Sql, options: PrepareOptions): Promise<PrepareResult
   }
 
   const applied: number[] = [];
-  for (const m of POSTGRES_MIGRATIONS) {
-    if (m.version <= current) continue;
+  const pending = POSTGRES_MIGRATIONS.filter((m) => m.version > current);
+  for (const [i, m] of pending.entries()) {
+    options.onMigration?.({ index: i + 1, total: pending.length, version: m.version, name: m.name });
     await sql.exec(m.sql);
     await sql.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
     applied.push(m.version);

@@ -108,3 +108,18 @@ export function migrate(db: Database): number[] {
   }
   return applied;
 }
+
+/**
+ * The schema version a database is at and the one this version of mcp-pa brings it to, without changing anything
+ * (for `mcp-pa doctor`; a database without the migrations table is at 0).
+ */
+export function schemaVersion(db: Database): { current: number; latest: number } {
+  const latest = SQLITE_MIGRATIONS[SQLITE_MIGRATIONS.length - 1]?.version ?? 0;
+  const table = db
+    .prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`)
+    .get();
+  if (table === undefined) return { current: 0, latest };
+  const current =
+    (db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0;
+  return { current, latest };
+}
