@@ -344,6 +344,8 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
   // forwarded protocol (see behindProxy).
   provider.proxy = options.behindProxy === true;
 
+  checkPresentedSecretInUpdates(provider);
+
   // Client secrets are stored as digests (oidc-adapter.ts); compare those in constant time.
   const compare = provider.Client.prototype.compareClientSecret;
   provider.Client.prototype.compareClientSecret = function (this, actual: string) {
@@ -397,8 +399,12 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
       }
       if (ctx.status === 200) ctx.set('cache-control', 'public, max-age=300');
     }
-    // RFC 7592 reads: the stored secret is a digest, not something to hand back.
-    if (ctx.oidc?.route === 'client' && ctx.body && typeof ctx.body === 'object') {
+    // RFC 7592 reads and updates: the stored secret is a digest, not something to hand back.
+    if (
+      (ctx.oidc?.route === 'client' || ctx.oidc?.route === 'client_update') &&
+      ctx.body &&
+      typeof ctx.body === 'object'
+    ) {
       const body = ctx.body as Record<string, unknown>;
       if (isHashedSecret(body['client_secret'])) delete body['client_secret'];
     }
@@ -559,4 +565,30 @@ export function authorizationDefaults(
 
 function s256(verifier: string): string {
   return createHash('sha256').update(verifier, 'ascii').digest('base64url');
+}
+
+/**
+ * RFC 7592 §2.2: an update may repeat the client's secret, and the server checks it against the current one. The
+ * library compares it with the stored value as text, but the stored value is a digest (oidc-adapter.ts). The
+ * request context is subclassed so that, when the library sets the parsed body of an update, a presented secret
+ * that matches the digest (in constant time) is swapped for the digest and its comparison passes; anything else
+ * (the digest itself included) is swapped for '' and refused.
+ */
+function checkPresentedSecretInUpdates(provider: Provider): void {
+  const Base = provider.OIDCContext;
+  class UpdateCheckingContext extends Base {
+    #body: unknown;
+    override get body(): unknown {
+      return this.#body;
+    }
+    override set body(value: unknown) {
+      this.#body = value;
+      if (this.route !== 'client_update' || value === null || typeof value !== 'object') return;
+      const stored = this.client?.clientSecret;
+      if (!isHashedSecret(stored) || !('client_secret' in value)) return;
+      const presented = (value as Record<string, unknown>)['client_secret'];
+      this.#body = { ...value, client_secret: clientSecretMatches(stored, presented) ? stored : '' };
+    }
+  }
+  Object.defineProperty(provider, 'OIDCContext', { value: UpdateCheckingContext });
 }

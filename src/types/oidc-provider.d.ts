@@ -73,8 +73,18 @@ declare module 'oidc-provider' {
     prototype: { compareClientSecret(this: ClientLike & { clientSecret?: string }, actual: string): unknown };
   }
 
+  /** The per-request context (ctx.oidc); subclassed to see the parsed body (provider.ts). */
+  export interface OIDCContextLike {
+    readonly route?: string;
+    readonly client?: { readonly clientSecret?: unknown };
+    body?: unknown;
+  }
+
+  export type OIDCContextClass = new (ctx: KoaContextLike) => OIDCContextLike;
+
   export class Provider {
     constructor(issuer: string, configuration: Record<string, unknown>);
+    readonly OIDCContext: OIDCContextClass;
     readonly issuer: string;
     proxy: boolean;
     readonly Grant: GrantClass;

@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeyStore } from '../../src/auth/keys.js';
+import { hashClientSecret } from '../../src/auth/client-rules.js';
 import {
   pkcePair,
   startOAuthFixture,
@@ -157,12 +158,54 @@ describe('authorization server features (PGlite)', () => {
     // Stored only as a digest: never handed back.
     expect(JSON.stringify(readBody)).not.toContain(String(reg.body['client_secret']));
     expect(JSON.stringify(readBody)).not.toContain('sha256:');
+    // An update may repeat the secret (RFC 7592 §2.2); one that is not the client's is refused, the digest too.
+    for (const wrong of ['not-the-secret', hashClientSecret(String(reg.body['client_secret']))]) {
+      const refused = await fx.fetch(uri, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${rat}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          client_id: reg.body['client_id'],
+          client_secret: wrong,
+          redirect_uris: [REDIRECT],
+          client_name: 'Wrong',
+          token_endpoint_auth_method: 'client_secret_basic',
+        }),
+      });
+      const refusedBody = (await refused.json()) as Record<string, unknown>;
+      expect(refused.status, wrong).toBe(400);
+      expect(refusedBody['error_description']).toMatch(/client_secret does not match/);
+    }
+    // An update (PUT, the full metadata) answers with the registration too: again without the stored digest.
+    const put = await fx.fetch(uri, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${rat}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        client_id: reg.body['client_id'],
+        client_secret: reg.body['client_secret'],
+        redirect_uris: [REDIRECT],
+        client_name: 'Renamed',
+        token_endpoint_auth_method: 'client_secret_basic',
+      }),
+    });
+    const putBody = (await put.json()) as Record<string, unknown>;
+    expect(put.status, JSON.stringify(putBody)).toBe(200);
+    expect(putBody['client_name']).toBe('Renamed');
+    expect(JSON.stringify(putBody)).not.toContain('sha256:');
+    const reread = await fx.fetch(uri, {
+      headers: { authorization: `Bearer ${String(putBody['registration_access_token'] ?? rat)}` },
+    });
+    expect(((await reread.json()) as Record<string, unknown>)['client_name']).toBe('Renamed');
     const noToken = await fx.fetch(uri);
     expect(noToken.status).toBe(401);
     await noToken.text();
-    const del = await fx.fetch(uri, { method: 'DELETE', headers: { authorization: `Bearer ${rat}` } });
+    const del = await fx.fetch(uri, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${String(putBody['registration_access_token'] ?? rat)}` },
+    });
     expect(del.status).toBe(204);
-    const gone = await fx.fetch(uri, { headers: { authorization: `Bearer ${rat}` } });
+    const gone = await fx.fetch(uri, {
+      headers: { authorization: `Bearer ${String(putBody['registration_access_token'] ?? rat)}` },
+    });
     expect(gone.status).toBe(401);
     await gone.text();
   });
