@@ -79,37 +79,3 @@ export function wholeNumberOption(
   }
   return value;
 }
-
-/**
- * A progress line on a terminal: each update rewrites the line (`\r`, then clear to its end); done() ends it
- * with a newline if anything was shown. Writes nothing when `terminal` is false (a pipe or a file).
- */
-export function progressLine(
-  stream: NodeJS.WritableStream,
-  terminal: boolean,
-): { update(text: string): void; done(): void } {
-  let shown = false;
-  return {
-    update(text: string) {
-      if (!terminal) return;
-      stream.write(`\r${text}\u001b[K`);
-      shown = true;
-    },
-    done() {
-      if (shown) stream.write('\n');
-      shown = false;
-    },
-  };
-}
-
-/** Migration progress on a terminal: `migrating database: 2/5 <name>`, the line ended once they are done. */
-export function migrationProgress(
-  stream: NodeJS.WritableStream,
-  terminal: boolean,
-): { step(step: { index: number; total: number; name: string }): void; done(): void } {
-  const line = progressLine(stream, terminal);
-  return {
-    step: (step) => line.update(`migrating database: ${step.index}/${step.total} ${step.name}`),
-    done: () => line.done(),
-  };
-}

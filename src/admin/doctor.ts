@@ -42,7 +42,8 @@ import { hasIterativeScan, LATEST_VERSION, vectorExpression } from '../storage/p
 import { schemaVersion } from '../storage/sqlite/migrations.js';
 import { hasLegacyTables, openReadonly } from '../storage/sqlite/legacy.js';
 import { openSqliteDatabase, SqliteStore } from '../storage/sqlite/sqlite-store.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, migrationProgress, parseOptions, UsageError } from './common.js';
+import { migrationProgress } from '../observability/progress.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, parseOptions, UsageError } from './common.js';
 import type { AdminContext, AdminIo, ConfigLoader } from './index.js';
 import { prepareAdminStore } from './store.js';
 

@@ -7,7 +7,8 @@
 import { ConfigError, loadConfig, type Config } from '../config/index.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { formatHelp, groupHelpFor, type CommandHelp, type GroupHelp } from './help.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, migrationProgress } from './common.js';
+import { migrationProgress } from '../observability/progress.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './common.js';
 import { reportMigrations } from './store.js';
 import { runUsersCommand, USERS_HELP } from './users.js';
 import { KEYS_HELP, runKeysCommand } from './keys.js';

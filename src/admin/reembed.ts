@@ -19,15 +19,8 @@ import type { Store } from '../storage/model.js';
 import type { PostgresStore } from '../storage/postgres/index.js';
 import { SqliteStore } from '../storage/sqlite/sqlite-store.js';
 import { parserOptions, type CommandHelp } from './help.js';
-import {
-  EXIT_FAILURE,
-  EXIT_OK,
-  EXIT_USAGE,
-  migrationProgress,
-  parseOptions,
-  progressLine,
-  UsageError,
-} from './common.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, parseOptions, UsageError } from './common.js';
+import { migrationProgress, progressLine } from '../observability/progress.js';
 import type { AdminContext, AdminIo } from './index.js';
 import { prepareAdminStore } from './store.js';
 

@@ -5,6 +5,7 @@
  */
 import type { Config } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
+import type { MigrationProgressLine } from '../observability/progress.js';
 import { planDatabase, type DatabasePlan } from '../servers/http-preflight.js';
 import { openPostgresStore, type PostgresStore } from '../storage/postgres/index.js';
 import { DatabaseStartupError, errorMessage } from '../storage/postgres/errors.js';
@@ -12,10 +13,7 @@ import { openDriver, storeOnDriver } from '../storage/postgres/postgres-store.js
 import { prepareDatabase, type MigrationStep, type PrepareResult } from '../storage/postgres/schema.js';
 
 /** Told before each pending migration runs, and once preparing the database has ended. */
-export interface MigrationProgress {
-  step(step: MigrationStep): void;
-  done(): void;
-}
+export type MigrationProgress = MigrationProgressLine;
 
 let defaultProgress: MigrationProgress | undefined;
 

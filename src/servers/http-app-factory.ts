@@ -10,6 +10,7 @@ import { ChangeHub, LOCAL_CALLER } from '../mcp/context.js';
 import type { Logger } from '../observability/logger.js';
 import { Reembedder, reportingFailures } from '../assistant/reembedder.js';
 import { createEmbeddingProvider } from '../storage/embeddings/index.js';
+import type { MigrationProgressLine } from '../observability/progress.js';
 import { DatabaseStartupError, openPostgresStore, type PostgresStore } from '../storage/postgres/index.js';
 import { VERSION } from '../version.js';
 import { startHttpApp } from './http/app.js';
@@ -72,6 +73,8 @@ export async function startHttpApplication(input: {
   readonly logger: Logger;
   readonly plan: HttpPlan;
   readonly tls: SecureContextOptions | null;
+  /** Pending migrations' progress (a line on a terminal). */
+  readonly migrations?: MigrationProgressLine | undefined;
 }): Promise<HttpApplication> {
   const { config, logger, plan, tls } = input;
   const provider = createEmbeddingProvider(config, logger);
@@ -92,6 +95,7 @@ export async function startHttpApplication(input: {
         logger,
         documentsDir: config.documents.dir,
         vectorDimensions: embeddings ? embeddings.dimensions : null,
+        migrations: input.migrations,
       },
     );
   } catch (err) {

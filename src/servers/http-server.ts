@@ -8,6 +8,7 @@ import type { SecureContextOptions } from 'node:tls';
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { ConfigError, loadConfig, stderrIsTerminal, type Config } from '../config/index.js';
+import { migrationProgress, type MigrationProgressLine } from '../observability/progress.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import {
   describeCertificate,
@@ -29,6 +30,8 @@ export interface HttpServerOptions {
   readonly dev?: boolean;
   /** Where notices for a person go (trust instructions, the banner); default standard error. */
   readonly notice?: (text: string) => void;
+  /** Pending migrations' progress (runHttpServer: a line on standard error when it is a terminal). */
+  readonly migrations?: MigrationProgressLine;
 }
 
 /** A started HTTP server, without signal handling (that is {@link runHttpServer}'s). */
@@ -110,6 +113,7 @@ export async function startHttpServer(
     logger,
     plan,
     tls: material ? { ...withClientCa(secureContextOptions(material)), ...clientCertRequest } : null,
+    migrations: options.migrations,
   });
 
   // The plain-HTTP redirect listener starts once the HTTPS server listens (it redirects to its port).
@@ -296,7 +300,10 @@ export async function runHttpServer(
   });
 
   try {
-    server = await startHttpServer(config, logger, options);
+    server = await startHttpServer(config, logger, {
+      ...options,
+      migrations: migrationProgress(process.stderr, stderrIsTerminal()),
+    });
   } catch (err) {
     // A configuration the server refuses is an audit event (in the log stream: the database may be what failed).
     if (err instanceof StartupError) {

@@ -2,9 +2,10 @@
  * Progress of the PostgreSQL schema migrations: prepareDatabase tells its onMigration callback about each pending
  * migration before running it (on embedded PGlite, and on the real server when MCP_PA_TEST_DATABASE_URL is set),
  * and the admin commands print `migrating database: n/total <name>` when standard error is a terminal — checked on a
- * real pseudo-terminal (`script`) — and nothing when it is a pipe.
+ * real pseudo-terminal (`script`) — and nothing when it is a pipe; so does `mcp-pa serve` before it listens.
  */
 import { spawnSync } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { openDriver } from '../../src/storage/postgres/postgres-store.js';
 import {
@@ -108,6 +109,31 @@ describeWithTerminal('admin commands show migration progress on a terminal only'
     } finally {
       data.cleanup();
       piped.cleanup();
+    }
+  });
+});
+
+describeWithTerminal('`mcp-pa serve` shows migration progress on a terminal', () => {
+  it('on a new PGlite database: each migration, the line ended before the next log line', async () => {
+    const data = tempDir('mcp-pa-migrate-serve-');
+    // The port is taken, so the server stops (exit 1) right after preparing its database: the run ends by itself.
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (taken.address() as AddressInfo).port;
+      const env = { PATH: process.env['PATH'] ?? '', HOME: data.dir, MCP_DATA_DIR: data.dir };
+      const tty = onTerminal([CLI, 'serve', '--dev', '--port', String(port)], env);
+      expect(tty.code, tty.output).toBe(1);
+      const shown = [...tty.output.matchAll(/\rmigrating database: (\d+)\/(\d+) ([^\r\n<]+)<clear-line>/g)];
+      expect(shown.map((m) => [Number(m[1]), Number(m[2]), m[3]])).toEqual(
+        POSTGRES_MIGRATIONS.map((m, i) => [i + 1, POSTGRES_MIGRATIONS.length, m.name]),
+      );
+      // The progress line ends (a line end) before the next JSON log line starts.
+      expect(tty.output).toMatch(/<clear-line>\r?\n\{"level"/);
+      expect(tty.output).toContain(`cannot listen on 127.0.0.1 port ${port}: the port is already in use`);
+    } finally {
+      await new Promise<void>((resolve) => taken.close(() => resolve()));
+      data.cleanup();
     }
   });
 });

@@ -30,6 +30,7 @@ import {
   SEPARATORS,
   TENANT_SETTING,
   vectorCast,
+  type MigrationStep,
 } from './schema.js';
 
 export type PostgresTarget =
@@ -42,6 +43,8 @@ export interface PostgresStoreOptions {
   documentsDir?: string | undefined;
   /** Dimensions of the configured embedding provider: an HNSW index is made for them (null: no index). */
   vectorDimensions: number | null;
+  /** Told before each pending migration runs, and once they have all run (progress on a terminal). */
+  migrations?: { step(step: MigrationStep): void; done(): void } | undefined;
 }
 
 /** Options only tests use. */
@@ -806,19 +809,26 @@ export async function storeOnDriver(
   const server = driver.server;
   const logger = options.logger;
   const started = Date.now();
-  const prepared = await driver.transaction((sql) =>
-    prepareDatabase(sql, {
-      vectorDimensions: options.vectorDimensions,
-      where: driver.where,
-      user: server?.user ?? 'postgres',
-      database: server?.database ?? 'postgres',
-      onIndexBuild: (index, vectors) =>
-        logger.info(
-          { index, vectors },
-          'building the vector index (once per embedding size; minutes when many vectors exist)',
-        ),
-    }),
-  );
+  const migrations = options.migrations;
+  const prepared = await driver
+    .transaction((sql) =>
+      prepareDatabase(sql, {
+        vectorDimensions: options.vectorDimensions,
+        where: driver.where,
+        user: server?.user ?? 'postgres',
+        database: server?.database ?? 'postgres',
+        ...(migrations ? { onMigration: (step: MigrationStep) => migrations.step(step) } : {}),
+        onIndexBuild: (index, vectors) => {
+          // The index is built after the migrations: their progress line ends before this log line.
+          migrations?.done();
+          logger.info(
+            { index, vectors },
+            'building the vector index (once per embedding size; minutes when many vectors exist)',
+          );
+        },
+      }),
+    )
+    .finally(() => migrations?.done());
   logger.debug(
     { database: driver.where, pgvector: prepared.pgvectorVersion, ms: Date.now() - started },
     'database ready',
