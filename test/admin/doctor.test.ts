@@ -8,7 +8,6 @@
 // @peculiar/x509 resolves its services through tsyringe, which needs the Reflect metadata API first.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { spawn } from 'node:child_process';
 import { KeyObject, randomBytes, webcrypto } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
@@ -20,7 +19,7 @@ import { Assistant } from '../../src/assistant/assistant.js';
 import { openPostgresStore } from '../../src/storage/postgres/index.js';
 import { SQLITE_MIGRATIONS } from '../../src/storage/sqlite/migrations.js';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
-import { CLI, tempDir } from '../support/helpers.js';
+import { CLI, runCli, tempDir, type CliRun as Run } from '../support/helpers.js';
 import {
   createTestDatabase,
   describeWithServer,
@@ -106,30 +105,9 @@ async function issue(
 
 // ── Running doctor ──────────────────────────────────────────────────────────────────────────────────────────────
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 /** The built CLI, asynchronously (test servers in this process answer it). */
 function run(args: readonly string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: { PATH: process.env['PATH'] ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCli(args, env);
 }
 
 /** `mcp-pa doctor --json …`: the report, with its exit code checked against report.ok. */
@@ -735,20 +713,29 @@ describeWithTerminal('mcp-pa doctor on a terminal', () => {
   });
 });
 
+/** A CA and a certificate from it valid for 200 days, written to `dir` for `mcp-pa serve` (key mode 600). */
+async function serverCertificate(
+  dir: string,
+  caName: string,
+): Promise<{ certFile: string; keyFile: string; caFile: string }> {
+  const ca = await makeCa(caName);
+  const pair = await issue(ca, { to: 200 * DAY_MS });
+  const certFile = path.join(dir, 'cert.pem');
+  const keyFile = path.join(dir, 'key.pem');
+  const caFile = path.join(dir, 'ca.pem');
+  writeFileSync(certFile, pair.cert);
+  writeFileSync(keyFile, pair.key, { mode: 0o600 });
+  writeFileSync(caFile, ca.pem);
+  return { certFile, keyFile, caFile };
+}
+
 describe('mcp-pa doctor against a running mcp-pa serve (PGlite)', () => {
   let server: ServerProcess;
   let files: { dir: string; cleanup: () => void };
 
   beforeAll(async () => {
     files = tempDir('mcp-pa-doctor-serve-');
-    const ca = await makeCa('serve CA');
-    const pair = await issue(ca, { to: 200 * DAY_MS });
-    const certFile = path.join(files.dir, 'cert.pem');
-    const keyFile = path.join(files.dir, 'key.pem');
-    const caFile = path.join(files.dir, 'ca.pem');
-    writeFileSync(certFile, pair.cert);
-    writeFileSync(keyFile, pair.key, { mode: 0o600 });
-    writeFileSync(caFile, ca.pem);
+    const { certFile, keyFile, caFile } = await serverCertificate(files.dir, 'serve CA');
     server = await startServerProcess({
       config: {
         server: { tls_cert: certFile, tls_key: keyFile },
@@ -797,14 +784,7 @@ describeWithServer('mcp-pa doctor against a running mcp-pa serve on PostgreSQL',
     const withPassword = new URL(db.url);
     withPassword.password = password; // the test server trusts local connections: the password is only carried
     url = withPassword.toString();
-    const ca = await makeCa('pg CA');
-    const pair = await issue(ca, { to: 200 * DAY_MS });
-    const certFile = path.join(files.dir, 'cert.pem');
-    const keyFile = path.join(files.dir, 'key.pem');
-    const caFile = path.join(files.dir, 'ca.pem');
-    writeFileSync(certFile, pair.cert);
-    writeFileSync(keyFile, pair.key, { mode: 0o600 });
-    writeFileSync(caFile, ca.pem);
+    const { certFile, keyFile, caFile } = await serverCertificate(files.dir, 'pg CA');
     server = await startServerProcess({
       env: { MCP_DATABASE_URL: url },
       config: {

@@ -4,7 +4,7 @@
  * semantic search was on. What it did is checked in the database afterwards; progress lines are checked on a real
  * pseudo-terminal (`script`), and their absence when standard error is a pipe.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Assistant } from '../../src/assistant/assistant.js';
@@ -13,7 +13,7 @@ import type { Store } from '../../src/storage/model.js';
 import { openPostgresStore, type PostgresStore } from '../../src/storage/postgres/index.js';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import { FakeEmbeddingsServer } from '../support/embeddings-server.js';
-import { CLI, tempDir } from '../support/helpers.js';
+import { CLI, runCli, tempDir, type CliRun as Run } from '../support/helpers.js';
 import {
   createTestDatabase,
   describeWithServer,
@@ -24,12 +24,6 @@ import { describeWithTerminal, onTerminal } from '../support/terminal.js';
 
 const HASH_256 = new HashEmbeddingProvider(256).model;
 const HASH_64 = new HashEmbeddingProvider(64).model;
-
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 interface Summary {
   mode: string;
@@ -49,22 +43,7 @@ function env(extra: Record<string, string>): Record<string, string> {
 
 /** The built CLI, asynchronously (a test server in this process may have to answer it). */
 function run(args: readonly string[], vars: Record<string, string>): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: env(vars),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCli(args, env(vars));
 }
 
 /** Items written without embeddings (semantic search off at the time), for each tenant. */

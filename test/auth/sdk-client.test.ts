@@ -10,12 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { UnauthorizedError, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
-import type {
-  OAuthClientInformationMixed,
-  OAuthClientMetadata,
-  OAuthTokens,
-} from '@modelcontextprotocol/sdk/shared/auth.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import type { OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   parseForms,
@@ -25,6 +21,7 @@ import {
   type OAuthFixtureOptions,
   type TestUser,
 } from './oauth-fixture.js';
+import { BrowserOAuthProvider } from './browser-oauth-provider.js';
 import { createTestDatabase, describeWithServer, type TestDatabase } from '../support/postgres.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:53682/callback';
@@ -63,101 +60,34 @@ function recordingFetch(base: typeof fetch, log: Exchange[]): FetchLike {
   };
 }
 
-/**
- * An in-memory OAuthClientProvider whose "user agent" is the fixture's headless browser: on
- * redirectToAuthorization it signs the user in and consents through the real forms, and keeps the code from the
- * redirect back to the (never listened-on) loopback redirect URI.
- */
-class HeadlessProvider implements OAuthClientProvider {
-  client: OAuthClientInformationMixed | undefined;
-  saved: OAuthTokens | undefined;
-  private verifier: string | undefined;
-  readonly authorizationUrls: URL[] = [];
-  /** The code of the last completed authorization. */
-  code: string | undefined;
-  /** When false, an authorization request is only recorded (the user is not there to sign in). */
-  interactive = true;
-
-  constructor(
-    private readonly fx: OAuthFixture,
-    private readonly user: TestUser,
-    readonly browser: Browser = fx.browser(),
-  ) {}
-
-  get redirectUrl(): string {
-    return REDIRECT_URI;
-  }
-
-  get clientMetadata(): OAuthClientMetadata {
-    return {
+/** The SDK acceptance client: a public native client signed in through the fixture's headless browser. */
+function headlessProvider(
+  fx: OAuthFixture,
+  user: TestUser,
+  browser: Browser = fx.browser(),
+): BrowserOAuthProvider {
+  return new BrowserOAuthProvider(
+    browser,
+    user,
+    {
       client_name: CLIENT_NAME,
       redirect_uris: [REDIRECT_URI],
       token_endpoint_auth_method: 'none',
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       scope: 'pa.read pa.write',
-    };
-  }
-
-  clientInformation(): OAuthClientInformationMixed | undefined {
-    return this.client;
-  }
-
-  saveClientInformation(info: OAuthClientInformationMixed): void {
-    this.client = info;
-  }
-
-  tokens(): OAuthTokens | undefined {
-    return this.saved;
-  }
-
-  saveTokens(tokens: OAuthTokens): void {
-    this.saved = tokens;
-  }
-
-  saveCodeVerifier(codeVerifier: string): void {
-    this.verifier = codeVerifier;
-  }
-
-  codeVerifier(): string {
-    if (this.verifier === undefined) throw new Error('no PKCE code verifier was saved');
-    return this.verifier;
-  }
-
-  /** What the SDK asked to forget (it does so when the server refuses a refresh token or the client). */
-  readonly invalidated: string[] = [];
-
-  invalidateCredentials(scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'): void {
-    this.invalidated.push(scope);
-    if (scope === 'all' || scope === 'client') this.client = undefined;
-    if (scope === 'all' || scope === 'tokens') this.saved = undefined;
-    if (scope === 'all' || scope === 'verifier') this.verifier = undefined;
-  }
-
-  async redirectToAuthorization(url: URL): Promise<void> {
-    this.authorizationUrls.push(url);
-    if (!this.interactive) return;
-    const done = await this.browser.authorize(url.href, this.fx.origin, this.user, 'allow');
-    if (!done.location) {
-      throw new Error(`authorization stopped at HTTP ${done.res.status} without a redirect to the client`);
-    }
-    const back = new URL(done.location);
-    if (`${back.origin}${back.pathname}` !== REDIRECT_URI) {
-      throw new Error(`authorization redirected to ${back.origin}${back.pathname}, not the client`);
-    }
-    const code = back.searchParams.get('code');
-    if (!code) throw new Error(`authorization returned no code (error=${back.searchParams.get('error')})`);
-    this.code = code;
-  }
+    },
+    fx.origin,
+  );
 }
 
 interface Connected {
   readonly client: Client;
-  readonly provider: HeadlessProvider;
+  readonly provider: BrowserOAuthProvider;
   readonly exchanges: Exchange[];
 }
 
-function newTransport(fx: OAuthFixture, provider: HeadlessProvider, log: Exchange[]) {
+function newTransport(fx: OAuthFixture, provider: BrowserOAuthProvider, log: Exchange[]) {
   return new StreamableHTTPClientTransport(new URL(fx.resource), {
     authProvider: provider,
     fetch: recordingFetch(fx.fetch, log),
@@ -167,7 +97,7 @@ function newTransport(fx: OAuthFixture, provider: HeadlessProvider, log: Exchang
 /** The usual SDK pattern: connect (UnauthorizedError after the authorization), finishAuth(code), connect again. */
 async function connectWithOAuth(fx: OAuthFixture, user: TestUser): Promise<Connected> {
   const exchanges: Exchange[] = [];
-  const provider = new HeadlessProvider(fx, user);
+  const provider = headlessProvider(fx, user);
   const first = newTransport(fx, provider, exchanges);
   const firstClient = new Client({ name: 'sdk-client-test', version: '1.0.0' });
   await expect(firstClient.connect(first)).rejects.toBeInstanceOf(UnauthorizedError);

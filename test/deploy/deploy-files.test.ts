@@ -23,8 +23,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
-  accessSync,
-  constants,
   cpSync,
   existsSync,
   mkdirSync,
@@ -49,27 +47,13 @@ import { CLI, ROOT, tempDir } from '../support/helpers.js';
 import { createTestCa } from '../support/https.js';
 import { createTestDatabase, describeWithServer, TEST_DATABASE_URL } from '../support/postgres.js';
 import { startServerProcess } from '../support/server-process.js';
+import { findProgram } from '../support/programs.js';
+
+/** nginx and HAProxy install to the sbin folders, which a non-root PATH may lack. */
+const SBIN = ['/usr/sbin', '/sbin'];
 
 const IN_CI = process.env['CI'] === 'true';
 const read = (rel: string): string => readFileSync(path.join(ROOT, rel), 'utf8');
-
-/** The first of `names` that is an executable file on PATH (or in the sbin folders), or null. */
-function onPath(...names: string[]): string | null {
-  const dirs = [...(process.env['PATH'] ?? '').split(path.delimiter), '/usr/sbin', '/sbin'];
-  for (const name of names) {
-    for (const dir of dirs) {
-      if (dir === '') continue;
-      const file = path.join(dir, name);
-      try {
-        accessSync(file, constants.X_OK);
-        return file;
-      } catch {
-        // not here
-      }
-    }
-  }
-  return null;
-}
 
 /** `describe` when the tool is here or in CI (where its absence fails), else `describe.skip` saying why. */
 function toolSuite(
@@ -849,7 +833,7 @@ describe('deploy/compose.yaml', () => {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-const PSQL = onPath('psql');
+const PSQL = findProgram('psql', SBIN);
 
 describeWithServer(
   'deploy/postgres-init.sql on the real PostgreSQL server (MCP_PA_TEST_DATABASE_URL)',
@@ -1011,7 +995,7 @@ describe('deploy/mcp-pa.service: the hardening it needs', () => {
   });
 });
 
-const SYSTEMD_ANALYZE = onPath('systemd-analyze');
+const SYSTEMD_ANALYZE = findProgram('systemd-analyze', SBIN);
 
 toolSuite(SYSTEMD_ANALYZE, 'systemd-analyze', 'systemd', 'deploy/mcp-pa.service: systemd-analyze', (bin) => {
   const tmp = lazyTempDir('mcp-pa-unit-');
@@ -1043,7 +1027,7 @@ toolSuite(SYSTEMD_ANALYZE, 'systemd-analyze', 'systemd', 'deploy/mcp-pa.service:
 
 // ---------------------------------------------------------------------------------------------------------------
 
-const NGINX = onPath('nginx');
+const NGINX = findProgram('nginx', SBIN);
 const NGINX_TEXT = read('deploy/nginx-tls-terminating.conf');
 
 describe('deploy/nginx-tls-terminating.conf: what mcp-pa needs from it', () => {
@@ -1272,8 +1256,8 @@ toolSuite(
 
 // ---------------------------------------------------------------------------------------------------------------
 
-const HAPROXY = onPath('haproxy');
-const OPENSSL = onPath('openssl');
+const HAPROXY = findProgram('haproxy', SBIN);
+const OPENSSL = findProgram('openssl', SBIN);
 const HAPROXY_TEXT = read('deploy/haproxy-tls-passthrough.cfg');
 
 describe('deploy/haproxy-tls-passthrough.cfg: what mcp-pa needs from it', () => {

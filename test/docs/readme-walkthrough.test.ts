@@ -26,13 +26,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { UnauthorizedError, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
-import type {
-  OAuthClientInformationMixed,
-  OAuthClientMetadata,
-  OAuthTokens,
-} from '@modelcontextprotocol/sdk/shared/auth.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { BrowserOAuthProvider } from '../auth/browser-oauth-provider.js';
 import { Browser } from '../auth/oauth-fixture.js';
 import { ROOT, tempDir } from '../support/helpers.js';
 import { httpsFetch } from '../support/https.js';
@@ -239,77 +235,6 @@ describe('README quickstart: local mode', () => {
 
 const REDIRECT_URI = 'http://127.0.0.1:53682/callback';
 
-/**
- * The client's side of OAuth, as Claude Code keeps it; its "browser" signs in and presses Allow on the real pages
- * (a cookie-keeping HTTP client posting their forms), and keeps the code from the redirect to the loopback URI.
- */
-class WalkthroughProvider implements OAuthClientProvider {
-  client: OAuthClientInformationMixed | undefined;
-  saved: OAuthTokens | undefined;
-  private verifier: string | undefined;
-  readonly authorizationUrls: URL[] = [];
-  code: string | undefined;
-  consentPage: string | undefined;
-
-  constructor(
-    private readonly browser: Browser,
-    private readonly user: { username: string; password: string },
-  ) {}
-
-  get redirectUrl(): string {
-    return REDIRECT_URI;
-  }
-
-  get clientMetadata(): OAuthClientMetadata {
-    return {
-      client_name: 'README walkthrough',
-      redirect_uris: [REDIRECT_URI],
-      token_endpoint_auth_method: 'none',
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-    };
-  }
-
-  clientInformation(): OAuthClientInformationMixed | undefined {
-    return this.client;
-  }
-
-  saveClientInformation(info: OAuthClientInformationMixed): void {
-    this.client = info;
-  }
-
-  tokens(): OAuthTokens | undefined {
-    return this.saved;
-  }
-
-  saveTokens(tokens: OAuthTokens): void {
-    this.saved = tokens;
-  }
-
-  saveCodeVerifier(codeVerifier: string): void {
-    this.verifier = codeVerifier;
-  }
-
-  codeVerifier(): string {
-    if (this.verifier === undefined) throw new Error('no PKCE code verifier was saved');
-    return this.verifier;
-  }
-
-  async redirectToAuthorization(url: URL): Promise<void> {
-    this.authorizationUrls.push(url);
-    const done = await this.browser.authorize(url.href, url.origin, this.user, 'allow');
-    this.consentPage = done.consentPage;
-    if (!done.location)
-      throw new Error(`sign-in stopped at HTTP ${done.res.status}: ${done.res.text.slice(0, 300)}`);
-    const back = new URL(done.location);
-    if (`${back.origin}${back.pathname}` !== REDIRECT_URI)
-      throw new Error(`authorization redirected to ${back.href}, not the client`);
-    const code = back.searchParams.get('code');
-    if (!code) throw new Error(`authorization returned no code (error=${back.searchParams.get('error')})`);
-    this.code = code;
-  }
-}
-
 /** The SDK posts token requests with URLSearchParams bodies; the CA-trusting fetch sends strings. */
 function sdkFetch(base: typeof fetch): FetchLike {
   return (input, init) => {
@@ -451,7 +376,17 @@ describe('README quickstart: HTTP mode', () => {
 
     // The client trusts exactly that certificate (no verification switched off).
     const ca = readFileSync(caFile, 'utf8');
-    const provider = new WalkthroughProvider(new Browser(ca), { username: username as string, password });
+    const provider = new BrowserOAuthProvider(
+      new Browser(ca),
+      { username: username as string, password },
+      {
+        client_name: 'README walkthrough',
+        redirect_uris: [REDIRECT_URI],
+        token_endpoint_auth_method: 'none',
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+      },
+    );
     const transport = () =>
       new StreamableHTTPClientTransport(resource, {
         authProvider: provider,

@@ -15,14 +15,13 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOAuthFixture, type OAuthFixture, type TestUser, mcpMessages } from '../auth/oauth-fixture.js';
 import { tempDir } from '../support/helpers.js';
 import { rawRequest, type RawResponse } from '../support/https.js';
 import { headlessTokens } from '../support/server-process.js';
+import { findProgram } from '../support/programs.js';
 
 // ---------------------------------------------------------------------------------------------- helpers
 
@@ -31,23 +30,6 @@ const REDIRECT = 'http://127.0.0.1:51004/cb';
 const PROTOCOL = '2025-11-25';
 const EVIL = 'https://evil.example';
 const IN_CI = process.env['CI'] === 'true';
-
-/** The first of `names` that is an executable file on PATH, or null. */
-function onPath(names: readonly string[]): string | null {
-  for (const name of names) {
-    for (const dir of (process.env['PATH'] ?? '').split(path.delimiter)) {
-      if (dir === '') continue;
-      const file = path.join(dir, name);
-      try {
-        accessSync(file, constants.X_OK);
-        return file;
-      } catch {
-        // not here
-      }
-    }
-  }
-  return null;
-}
 
 /** A public native client, a user, and an access token through sign-in, consent and the PKCE token exchange. */
 async function obtainToken(fx: OAuthFixture, user: TestUser, clientName: string): Promise<string> {
@@ -411,8 +393,8 @@ describe('security catalog #38–#40 at /mcp (stateless HTTP mode, PGlite)', () 
       expect(JSON.stringify(found)).not.toContain(OTHER_SECRET);
     });
 
-    const SQLMAP = onPath(['sqlmap']);
-    const SCRIPT = onPath(['script']);
+    const SQLMAP = findProgram(['sqlmap']);
+    const SCRIPT = findProgram(['script']);
     const runnable = (SQLMAP !== null && SCRIPT !== null) || IN_CI;
     const sqlmapIt = runnable ? it : it.skip;
     const sqlmapTitle = (tool: string): string =>

@@ -8,30 +8,14 @@
  * CI (CI=true), where .ci/run installs it, its absence fails the test instead, so CI cannot skip the scan silently.
  */
 import { execFile } from 'node:child_process';
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOAuthFixture, type OAuthFixture } from '../auth/oauth-fixture.js';
 import { tempDir } from '../support/helpers.js';
+import { findProgram } from '../support/programs.js';
 
-/** The first of `names` that is an executable file on PATH, or null. */
-function onPath(names: readonly string[]): string | null {
-  for (const name of names) {
-    for (const dir of (process.env['PATH'] ?? '').split(path.delimiter)) {
-      if (dir === '') continue;
-      const file = path.join(dir, name);
-      try {
-        accessSync(file, constants.X_OK);
-        return file;
-      } catch {
-        // not here
-      }
-    }
-  }
-  return null;
-}
-
-const TESTSSL = onPath(['testssl.sh', 'testssl']);
+const TESTSSL = findProgram(['testssl.sh', 'testssl']);
 const IN_CI = process.env['CI'] === 'true';
 /** The whole scan must end well within this (it takes about 15 s here). */
 const SCAN_TIMEOUT_MS = 150_000;

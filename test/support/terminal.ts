@@ -4,28 +4,13 @@
  * title saying so; in CI (CI=true), where .ci/run installs it, its absence fails them instead.
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import path from 'node:path';
 import { describe } from 'vitest';
+import { findProgram } from './programs.js';
 
 const IN_CI = process.env['CI'] === 'true';
 
-function onPath(name: string): string | null {
-  for (const dir of (process.env['PATH'] ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    const file = path.join(dir, name);
-    try {
-      accessSync(file, constants.X_OK);
-      return file;
-    } catch {
-      // not here
-    }
-  }
-  return null;
-}
-
 /** The `script` program, or null when it is not installed. */
-export const SCRIPT = onPath('script');
+export const SCRIPT = findProgram('script');
 
 /**
  * `describe` for suites that need a pseudo-terminal: runs them where `script` is installed, and in CI always (so a
