@@ -334,10 +334,23 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
       // The library's fixed description is generic; the reason is in error_detail.
       const err = args[1] as
         { error?: string; error_detail?: string; error_description?: string } | undefined;
-      options.onTokenResult?.(
-        grantTypeOf(args[0]),
-        typeof err?.error === 'string' ? err.error : 'server_error',
-      );
+      const error = typeof err?.error === 'string' ? err.error : 'server_error';
+      options.onTokenResult?.(grantTypeOf(args[0]), error);
+      {
+        // Why, for the operator (the client only gets the generic description); the library's detail names no
+        // secret (e.g. "PKCE verification failed", "grant request is invalid").
+        const { res, clientId } = about(args[0]);
+        log.debug(
+          {
+            reqId: requestIdOf(res),
+            grantType: grantTypeOf(args[0]),
+            client: clientId ?? null,
+            error,
+            detail: typeof err?.error_detail === 'string' ? err.error_detail.slice(0, 200) : null,
+          },
+          'token request refused',
+        );
+      }
       if (
         err?.error_detail !== 'refresh token already used' &&
         err?.error_description !== 'refresh token already used'

@@ -164,6 +164,23 @@ describe.each(variants)('metrics of mcp-pa serve on $name', ({ postgres }) => {
       }).toString(),
     });
     expect(refused.status).toBe(400);
+    // The operator's log says why (at debug), under the response's request id.
+    const refusedId = refused.headers.get('x-request-id');
+    await expect
+      .poll(() =>
+        server
+          .logs()
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
+          .find((l) => l['msg'] === 'token request refused' && l['reqId'] === refusedId),
+      )
+      .toMatchObject({
+        grantType: 'authorization_code',
+        client: tokens.clientId,
+        error: 'invalid_grant',
+        detail: expect.any(String),
+      });
 
     const init = await mcp({
       jsonrpc: '2.0',
