@@ -338,7 +338,7 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
       options.onTokenResult?.(grantTypeOf(args[0]), error);
       {
         // Why, for the operator (the client only gets the generic description); the library's detail names no
-        // secret (e.g. "PKCE verification failed", "grant request is invalid").
+        // secret (e.g. "grant not found", "client mismatch").
         const { res, clientId } = about(args[0]);
         log.debug(
           {
