@@ -12,6 +12,7 @@ import { PassThrough } from 'node:stream';
 import type { Provider, InteractionDetails } from 'oidc-provider';
 import { jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
 import type { Logger } from '../observability/logger.js';
+import { knownGrantType } from '../observability/metrics.js';
 import type { PostgresStore } from '../storage/postgres/postgres-store.js';
 import { AccountStore } from './accounts.js';
 import {
@@ -337,16 +338,15 @@ export async function createEmbeddedAuth(options: EmbeddedAuthOptions): Promise<
       const error = typeof err?.error === 'string' ? err.error : 'server_error';
       options.onTokenResult?.(grantTypeOf(args[0]), error);
       {
-        // Why, for the operator (the client only gets the generic description); the library's detail names no
-        // secret (e.g. "grant not found", "client mismatch").
+        // For the operator: which grant, client and error, under the request id — never a presented value (the
+        // grant type is one the endpoint knows or `other`; the library's error_detail is left out).
         const { res, clientId } = about(args[0]);
         log.debug(
           {
             reqId: requestIdOf(res),
-            grantType: grantTypeOf(args[0]),
+            grantType: knownGrantType(grantTypeOf(args[0])),
             client: clientId ?? null,
             error,
-            detail: typeof err?.error_detail === 'string' ? err.error_detail.slice(0, 200) : null,
           },
           'token request refused',
         );
